@@ -1,0 +1,1 @@
+//! The LiveKitConfig operator (filled in by the operator issue).
