@@ -1,1 +1,18 @@
-//! The LiveKitConfig operator (filled in by the operator issue).
+//! The LiveKitConfig operator: turns a `LiveKitConfig` into the Secret and ConfigMap `<name>-livekit`
+//! that the LiveKit token sidecar reads, and reports the truth in status.
+//!
+//! Layout: [`crd`] (the custom resource), [`desired`] (pure functions from spec and inputs to the
+//! desired objects), [`credentials`] (generation and rotation of LiveKit API keys), [`status`]
+//! (conditions), [`reconcile`] (fetch, apply, patch status), [`error`], [`health`] (probes and
+//! metrics port), [`leader`] (Lease-based leader election).
+
+pub mod crd;
+pub mod credentials;
+pub mod desired;
+pub mod error;
+pub mod health;
+pub mod leader;
+pub mod reconcile;
+pub mod status;
+
+pub use crd::{LiveKitConfig, LiveKitConfigSpec, LiveKitConfigStatus};
