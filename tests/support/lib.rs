@@ -1,1 +1,3 @@
 //! Shared helpers for the cross-component tests.
+
+pub mod verifiers;

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Installs everything the tests need, idempotently: safe to run again and again, and fast (well under
+# a second or two) when everything is already in place. Written for a fresh Debian machine as root.
+#
+#   1. Debian packages  (APT_PACKAGES below; apt-get update runs once, and only when one is missing)
+#   2. Tools the machine image is expected to ship (cargo, rustfmt, clippy, cargo-nextest, node, npm,
+#      python3): checked, with rustup components and cargo-nextest installed when missing.
+#   3. tests/interop/node:   `npm ci` (livekit-server-sdk, pinned by package-lock.json)
+#   4. tests/interop/.venv:  a venv with tests/interop/python/requirements.txt (livekit-api)
+#   5. A smoke run of both verifiers.
+#
+# Steps 3 and 4 leave a stamp (hash of the lock/requirements file and the runtime version) and are skipped
+# while it matches; delete node_modules/ or .venv/ to force a reinstall.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+INTEROP="$ROOT/tests/interop"
+NODE_DIR="$INTEROP/node"
+PY_DIR="$INTEROP/python"
+VENV="$INTEROP/.venv"
+
+say() { printf 'test-deps: %s\n' "$*"; }
+die() { printf 'test-deps: ERROR: %s\n' "$*" >&2; exit 1; }
+have() { command -v "$1" >/dev/null 2>&1; }
+hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+# --- 1. Debian packages -------------------------------------------------------------------------------
+# Add what later tests need here (one package per entry). Nothing is needed yet beyond the machine image.
+APT_PACKAGES=(
+)
+
+apt_missing=()
+for pkg in "${APT_PACKAGES[@]+"${APT_PACKAGES[@]}"}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    apt_missing+=("$pkg")
+  fi
+done
+if ((${#apt_missing[@]} > 0)); then
+  have apt-get || die "missing Debian packages (${apt_missing[*]}) and no apt-get to install them"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then
+    have sudo || die "missing Debian packages (${apt_missing[*]}): run this script as root"
+    SUDO="sudo"
+  fi
+  say "installing Debian packages: ${apt_missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
+fi
+
+# --- 2. Toolchains the machine image ships -----------------------------------------------------------
+have cargo || die "cargo not found: install the Rust toolchain (rustup) first"
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  have rustup || die "cargo fmt / cargo clippy missing and no rustup to add them"
+  say "adding rustup components rustfmt, clippy"
+  rustup component add rustfmt clippy
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  say "installing cargo-nextest from crates.io (one-off, takes a few minutes)"
+  cargo install cargo-nextest --locked
+fi
+have node || die "node not found: Node.js >= 20 is needed for tests/interop/node"
+have npm || die "npm not found: it comes with Node.js"
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+((node_major >= 20)) || die "Node.js $(node --version) is too old: livekit-server-sdk needs >= 20 here"
+have python3 || die "python3 not found: Python >= 3.9 is needed for tests/interop/python"
+
+# --- 3. Node verifier (npm) ---------------------------------------------------------------------------
+node_stamp="$NODE_DIR/node_modules/.test-deps-stamp"
+node_want="$(hash_of "$NODE_DIR/package-lock.json") node-$(node --version)"
+if [[ ! -f "$node_stamp" || "$(cat "$node_stamp")" != "$node_want" ]]; then
+  say "npm ci in tests/interop/node"
+  (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+  printf '%s\n' "$node_want" >"$node_stamp"
+fi
+
+# --- 4. Python verifier (venv) ------------------------------------------------------------------------
+py_stamp="$VENV/.test-deps-stamp"
+if [[ -x "$VENV/bin/python" ]] && ! "$VENV/bin/python" -c '' 2>/dev/null; then
+  say "the venv's interpreter is broken (was Python upgraded?): recreating it"
+  rm -rf "$VENV"
+fi
+py_want="$(hash_of "$PY_DIR/requirements.txt") $("${VENV}/bin/python" --version 2>/dev/null || python3 --version)"
+if [[ ! -f "$py_stamp" || "$(cat "$py_stamp")" != "$py_want" ]]; then
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    say "creating the venv tests/interop/.venv"
+    python3 -m venv "$VENV" || die "python3 -m venv failed (on Debian's own python3: apt-get install python3-venv)"
+  fi
+  say "pip install -r tests/interop/python/requirements.txt"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$PY_DIR/requirements.txt"
+  py_want="$(hash_of "$PY_DIR/requirements.txt") $("$VENV/bin/python" --version)"
+  printf '%s\n' "$py_want" >"$py_stamp"
+fi
+
+# --- 5. Smoke test: both verifiers start and load their SDK ------------------------------------------
+node_sdk="$(node "$NODE_DIR/verify.mjs" --version)" || die "tests/interop/node/verify.mjs does not start (see above)"
+py_sdk="$("$VENV/bin/python" "$PY_DIR/verify.py" --version)" || die "tests/interop/python/verify.py does not start (see above)"
+say "ok: $node_sdk (node $(node --version)), $py_sdk ($("$VENV/bin/python" --version))"

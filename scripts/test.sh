@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# THE test command: installs what the tests need, then runs every check CI runs.
+#   ./scripts/test.sh
+# Steps: scripts/test-deps.sh, cargo fmt --check, cargo clippy -D warnings, cargo nextest (all tests,
+# time-bounded by .config/nextest.toml), doctests. Stops at the first failing step and names it.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+step() { printf '\n==> %s\n' "$*"; }
+fail() {
+  printf '\n==> FAILED: %s\n' "$*" >&2
+  exit 1
+}
+
+step "Installing test dependencies (scripts/test-deps.sh)"
+./scripts/test-deps.sh || fail "scripts/test-deps.sh could not install the test dependencies"
+
+# The official LiveKit verifiers, found by tests/support/verifiers.rs.
+export LIVEKIT_INTEROP_NODE="$ROOT/tests/interop/node/verify.mjs"
+export LIVEKIT_INTEROP_PYTHON="$ROOT/tests/interop/python/verify.py"
+if [[ -n "${CI:-}" && -z "${NEXTEST_PROFILE:-}" ]]; then
+  export NEXTEST_PROFILE=ci
+fi
+
+step "cargo fmt --all --check"
+cargo fmt --all --check || fail "code is not formatted: run 'cargo fmt --all'"
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings || fail "clippy reported warnings (see above)"
+
+step "cargo nextest run --workspace --no-fail-fast (profile ${NEXTEST_PROFILE:-default})"
+cargo nextest run --workspace --no-fail-fast || fail "tests failed (see the summary above)"
+
+step "cargo test --workspace --doc"
+cargo test --workspace --doc || fail "doctests failed"
+
+step "All checks passed"
