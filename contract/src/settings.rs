@@ -356,10 +356,8 @@ impl SidecarSettings {
         if let Err(message) = check_url(&self.server_url, &["ws", "wss", "http", "https"]) {
             push("serverUrl", message);
         }
-        if let Some(region) = &self.region {
-            if let Err(message) = check_short_string(region) {
-                push("region", message);
-            }
+        if let Some(Err(message)) = self.region.as_deref().map(check_short_string) {
+            push("region", message);
         }
 
         let token = &self.token;
@@ -392,10 +390,8 @@ impl SidecarSettings {
                 "must not mix HMAC (HS*) with public-key algorithms".into(),
             );
         }
-        if let Some(issuer) = &auth.issuer {
-            if let Err(message) = check_short_string(issuer) {
-                push("auth.issuer", message);
-            }
+        if let Some(Err(message)) = auth.issuer.as_deref().map(check_short_string) {
+            push("auth.issuer", message);
         }
         if auth.audiences.len() > limits::MAX_AUDIENCES {
             push(
@@ -580,7 +576,8 @@ mod tests {
 
     #[test]
     fn every_rule_names_its_field() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut SidecarSettings)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut SidecarSettings)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("serverUrl", Box::new(|s| s.server_url = "ftp://x".into())),
             ("serverUrl", Box::new(|s| s.server_url = "not a url".into())),
             (

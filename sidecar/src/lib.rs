@@ -1,1 +1,151 @@
+//! livekit-sidecar: issues LiveKit access tokens to the application in the same pod, after verifying
+//! the application's user JWT and the caller's `JOIN_CHANNEL` permission.
+//!
+//! Modules by concern: [`config`] (sources and the immutable snapshot), [`auth`] and [`jwks`] (caller
+//! authentication), [`authz`] (JOIN_CHANNEL), [`validation`] and [`token`] (pure request → claims),
+//! [`routes`] (HTTP), [`server`] (listeners and shutdown), [`error`] (NestJS-style errors).
 
+pub mod auth;
+pub mod authz;
+pub mod cli;
+pub mod config;
+pub mod dev;
+pub mod error;
+pub mod jwks;
+pub mod routes;
+pub mod server;
+pub mod token;
+pub mod validation;
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ServeArgs;
+use crate::config::{ConfigError, ConfigInput, Snapshot, load_dir, load_env};
+use crate::routes::{AppState, api_router, probe_router};
+
+/// Makes sure the process signs and verifies with the crypto backend this crate was built for.
+pub fn install_crypto_provider() {
+    // Err only means it was installed already, which is what we want.
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+}
+
+/// Reads the configuration source the flags select.
+pub fn load_input(args: &ServeArgs) -> Result<ConfigInput, ConfigError> {
+    if args.dev {
+        Ok(config::dev::input())
+    } else if let Some(dir) = &args.config_dir {
+        load_dir(dir)
+    } else {
+        load_env(|name| std::env::var(name).ok())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid configuration from {source_name}: {error}")]
+    Config {
+        source_name: String,
+        error: ConfigError,
+    },
+    #[error("cannot listen on {addr}: {error}")]
+    Bind {
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
+}
+
+/// A running sidecar.
+pub struct Running {
+    pub api_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub state: AppState,
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<()>,
+}
+
+/// Loads and validates the configuration, binds both listeners and serves until `shutdown` is cancelled.
+pub async fn start(args: &ServeArgs, shutdown: CancellationToken) -> Result<Running, StartError> {
+    install_crypto_provider();
+    let input = load_input(args).map_err(|error| StartError::Config {
+        source_name: source_name(args),
+        error,
+    })?;
+    let snapshot = Snapshot::build(input, None).map_err(|error| StartError::Config {
+        source_name: source_name(args),
+        error,
+    })?;
+    if args.dev {
+        tracing::warn!(
+            "DEV MODE: LiveKit dev credentials (devkey/secret) and a PUBLISHED caller secret are in use. \
+             Anyone can mint caller tokens. NEVER run --dev in production."
+        );
+    }
+    match &snapshot.service {
+        Some(service) => tracing::info!(
+            source = %snapshot.source,
+            api_key = service.signer.api_key(),
+            server_url = %service.settings.server_url,
+            verifier = ?service.verifier,
+            authorizer = ?service.authorizer,
+            "configuration loaded"
+        ),
+        None => tracing::warn!(
+            source = %snapshot.source,
+            "no LiveKit credentials configured: health reports unhealthy and tokens are refused"
+        ),
+    }
+
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|error| StartError::Bind { addr, error })
+    };
+    let api_listener = bind(args.listen).await?;
+    let metrics_listener = bind(args.metrics_listen).await?;
+    let api_addr = api_listener
+        .local_addr()
+        .expect("bound socket has an address");
+    let metrics_addr = metrics_listener
+        .local_addr()
+        .expect("bound socket has an address");
+
+    let state = AppState::new(snapshot, args.request_limits());
+    let limits = args.connection_limits();
+    let api = server::serve(
+        api_listener,
+        api_router(state.clone()),
+        limits.clone(),
+        shutdown.clone(),
+    );
+    let probes = server::serve(
+        metrics_listener,
+        probe_router(state.clone()),
+        limits,
+        shutdown.clone(),
+    );
+    let task = tokio::spawn(async move {
+        tokio::join!(api, probes);
+    });
+    tracing::info!(api = %api_addr, metrics = %metrics_addr, "listening");
+    Ok(Running {
+        api_addr,
+        metrics_addr,
+        state,
+        shutdown,
+        task,
+    })
+}
+
+fn source_name(args: &ServeArgs) -> String {
+    if args.dev {
+        "--dev".into()
+    } else if let Some(dir) = &args.config_dir {
+        format!("--config-dir {}", dir.display())
+    } else {
+        "environment".into()
+    }
+}

@@ -1,0 +1,200 @@
+//! The one error type of the HTTP API, rendered as a NestJS-style body `{statusCode, message, error}` so
+//! clients written against the original backend keep working.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
+
+use crate::auth::AuthFailure;
+
+/// The message the spec gives for every configuration problem.
+pub const NOT_CONFIGURED: &str = "LiveKit service not configured properly";
+
+/// How long a path may be before it is cut when echoed in a 404/405 message.
+const MAX_ECHOED_PATH: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// class-validator style messages, all problems of one request together.
+    #[error("validation failed: {}", .0.join("; "))]
+    Validation(Vec<String>),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(AuthFailure),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("Channel with ID {0} not found")]
+    ChannelNotFound(String),
+    #[error("Cannot {method} {path}")]
+    RouteNotFound { method: String, path: String },
+    #[error("Method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("Request body was not received in time")]
+    RequestTimeout,
+    #[error("Request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    #[error("{NOT_CONFIGURED}")]
+    NotConfigured,
+    /// A dependency the sidecar needs to decide is down; the request is refused (fail closed).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Never shown to the client; logged where it is raised.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The permission the token endpoint requires.
+pub const JOIN_CHANNEL: &str = "JOIN_CHANNEL";
+
+impl ApiError {
+    pub fn insufficient_permissions() -> Self {
+        Self::Forbidden(format!(
+            "Insufficient permissions. Required: {JOIN_CHANNEL}"
+        ))
+    }
+
+    pub fn route_not_found(method: &http::Method, path: &str) -> Self {
+        Self::RouteNotFound {
+            method: method.to_string(),
+            path: truncate(path),
+        }
+    }
+
+    pub fn method_not_allowed(method: &http::Method, path: &str) -> Self {
+        Self::MethodNotAllowed {
+            method: method.to_string(),
+            path: truncate(path),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::ChannelNotFound(_) | Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::NotConfigured | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn message(&self) -> Message {
+        match self {
+            Self::Validation(messages) => Message::Many(messages.clone()),
+            Self::Internal(_) => Message::One("Internal server error".into()),
+            other => Message::One(other.to_string()),
+        }
+    }
+}
+
+fn truncate(path: &str) -> String {
+    if path.len() <= MAX_ECHOED_PATH {
+        return path.to_owned();
+    }
+    let mut end = MAX_ECHOED_PATH;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &path[..end])
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Message {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The NestJS error body.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody {
+    status_code: u16,
+    message: Message,
+    error: &'static str,
+}
+
+/// Renders any status with a NestJS body; used for errors raised outside handlers too.
+pub fn error_response(status: StatusCode, message: String) -> Response {
+    body_response(status, Message::One(message))
+}
+
+fn body_response(status: StatusCode, message: Message) -> Response {
+    let body = ErrorBody {
+        status_code: status.as_u16(),
+        message,
+        error: status.canonical_reason().unwrap_or("Error"),
+    };
+    (status, Json(body)).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let Self::Internal(detail) = &self {
+            tracing::error!(%detail, "request failed");
+        }
+        let mut response = body_response(status, self.message());
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_of(error: ApiError) -> (StatusCode, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn bodies_have_the_nestjs_shape() {
+        let (status, body) = body_of(ApiError::insufficient_permissions()).await;
+        assert_eq!(status, 403);
+        assert_eq!(
+            body,
+            serde_json::json!({"statusCode": 403, "message": "Insufficient permissions. Required: JOIN_CHANNEL", "error": "Forbidden"})
+        );
+        let (_, body) = body_of(ApiError::Validation(vec!["a".into(), "b".into()])).await;
+        assert_eq!(body["message"], serde_json::json!(["a", "b"]));
+        assert_eq!(body["error"], "Bad Request");
+        let (status, body) = body_of(ApiError::NotConfigured).await;
+        assert_eq!(status, 500);
+        assert_eq!(body["message"], NOT_CONFIGURED);
+        assert_eq!(body["error"], "Internal Server Error");
+    }
+
+    #[tokio::test]
+    async fn internal_details_are_not_shown() {
+        let (_, body) = body_of(ApiError::Internal("secret detail".into())).await;
+        assert_eq!(body["message"], "Internal server error");
+    }
+
+    #[test]
+    fn long_paths_are_cut_on_a_char_boundary() {
+        let path = format!("/{}", "é".repeat(300));
+        let ApiError::RouteNotFound { path: echoed, .. } =
+            ApiError::route_not_found(&http::Method::GET, &path)
+        else {
+            unreachable!()
+        };
+        assert!(echoed.len() <= MAX_ECHOED_PATH + '…'.len_utf8());
+    }
+}

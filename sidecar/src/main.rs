@@ -1,0 +1,55 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use livekit_sidecar::cli::{Cli, Command, LogFormat};
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::DevToken(args)) = &cli.command {
+        livekit_sidecar::install_crypto_provider();
+        return match livekit_sidecar::dev::dev_token(args) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("livekit-sidecar: cannot mint a dev token: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    init_logging(cli.serve.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        livekit_sidecar::server::cancel_on_signals(shutdown.clone());
+        match livekit_sidecar::start(&cli.serve, shutdown).await {
+            Ok(running) => {
+                let _ = running.task.await;
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot start");
+                eprintln!("livekit-sidecar: {error}");
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,379 @@
+//! The HTTP API of `../shared/spec/livekit-api.md`, and the probes of the metrics port.
+//!
+//! Order of checks on the token endpoint: configuration (500), caller authentication (401) before any
+//! byte of the body is read, then the body (415/413/408/400), validation (400), identity override (403),
+//! authorization (403/404/503), and only then signing.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{AuthFailure, Caller, VerifyError};
+use crate::config::{Service, Snapshot};
+use crate::error::{ApiError, error_response};
+use crate::token::{claims_for, iso8601_millis, resolve_identity};
+use crate::validation::validate_token_request;
+
+/// Limits applied to every API request.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    /// How long a client may take to send its body.
+    pub body_timeout: Duration,
+    /// Safety net for a whole request (webhooks and JWKS have their own, shorter, timeouts).
+    pub request_timeout: Duration,
+    /// Requests handled at once; more are refused with 503 rather than queued without bound.
+    pub max_concurrency: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 * 1024,
+            body_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_concurrency: 512,
+        }
+    }
+}
+
+/// What every handler shares: the current configuration snapshot and the limits.
+#[derive(Clone)]
+pub struct AppState {
+    config: Arc<ArcSwap<Snapshot>>,
+    limits: Arc<Limits>,
+    in_flight: Arc<Semaphore>,
+}
+
+impl AppState {
+    pub fn new(snapshot: Snapshot, limits: Limits) -> Self {
+        Self {
+            config: Arc::new(ArcSwap::from_pointee(snapshot)),
+            in_flight: Arc::new(Semaphore::new(limits.max_concurrency)),
+            limits: Arc::new(limits),
+        }
+    }
+
+    /// The snapshot a request works with from start to end, whatever a reload does meanwhile.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.config.load_full()
+    }
+
+    /// Swaps in a new, already validated snapshot.
+    pub fn replace(&self, snapshot: Snapshot) {
+        self.config.store(Arc::new(snapshot));
+    }
+}
+
+/// The API router with all its layers.
+pub fn api_router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/livekit/token", post(issue_token))
+        .route("/api/livekit/connection-info", get(connection_info))
+        .route("/api/livekit/health", get(health))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(CatchPanicLayer::custom(|_| {
+            error_response(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal server error".into(),
+            )
+        }))
+        .with_state(state)
+}
+
+/// `/livez` and `/readyz` for the kubelet, on the metrics port.
+pub fn probe_router(state: AppState) -> Router {
+    Router::new()
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// The span of one request: method, route path (never the query) and the request id.
+fn request_span(request: &Request) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+}
+
+/// Bounds concurrency and total time of every request.
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        return ApiError::Unavailable("Too many requests in progress, please retry".into())
+            .into_response();
+    };
+    match tokio::time::timeout(state.limits.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Unavailable("Request timed out".into()).into_response(),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenResponse {
+    token: String,
+    identity: String,
+    room_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    expires_at: String,
+}
+
+async fn issue_token(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let snapshot = state.snapshot();
+    let service = configured(&snapshot)?;
+    let caller = authenticate(service, request.headers()).await?;
+    let body = read_json_object(request, &state.limits).await?;
+    let settings = &service.settings.token;
+    let token_request =
+        validate_token_request(&body, settings.max_ttl_seconds).map_err(ApiError::Validation)?;
+    let identity = resolve_identity(&token_request, &caller, settings.allow_identity_override)?;
+    service
+        .authorizer
+        .authorize(&caller, &token_request.room_id)
+        .await?;
+
+    let claims = claims_for(
+        &token_request,
+        identity,
+        &caller,
+        settings,
+        service.signer.api_key(),
+        unix_now(),
+    );
+    let token = service.signer.sign(&claims)?;
+    tracing::info!(
+        room_len = claims.video.room.len(),
+        ttl = claims.exp - claims.nbf,
+        "token issued"
+    );
+    let body = TokenResponse {
+        token,
+        expires_at: iso8601_millis(claims.exp),
+        identity: claims.sub,
+        room_id: claims.video.room,
+        name: claims.name,
+    };
+    let mut response = Json(body).into_response();
+    // A bearer credential: no cache may keep it.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConnectionInfo<'a> {
+    server_url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<&'a str>,
+    configured: bool,
+    features: &'a livekit_contract::Features,
+}
+
+async fn connection_info(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let snapshot = state.snapshot();
+    let service = configured(&snapshot)?;
+    authenticate(service, &headers).await?;
+    let settings = &service.settings;
+    Ok(Json(ConnectionInfo {
+        server_url: &settings.server_url,
+        region: settings.region.as_deref(),
+        configured: true,
+        features: &settings.features,
+    })
+    .into_response())
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    configured: bool,
+}
+
+async fn health(State(state): State<AppState>) -> Json<Health> {
+    let configured = state.snapshot().is_configured();
+    Json(Health {
+        status: if configured { "healthy" } else { "unhealthy" },
+        configured,
+    })
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.snapshot().is_configured() {
+        "ready".into_response()
+    } else {
+        error_response(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            crate::error::NOT_CONFIGURED.into(),
+        )
+    }
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::route_not_found(&method, uri.path())
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::method_not_allowed(&method, uri.path())
+}
+
+fn configured(snapshot: &Snapshot) -> Result<&Service, ApiError> {
+    snapshot.service.as_ref().ok_or(ApiError::NotConfigured)
+}
+
+async fn authenticate(service: &Service, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let header = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::Unauthorized(AuthFailure::Malformed))?,
+        ),
+    };
+    service
+        .verifier
+        .verify_header(header)
+        .await
+        .map_err(|error| match error {
+            VerifyError::Refused(failure) => {
+                tracing::info!(reason = failure.reason(), "caller refused");
+                ApiError::Unauthorized(failure)
+            }
+            VerifyError::KeysUnavailable(detail) => {
+                tracing::warn!(%detail, "caller keys unavailable");
+                ApiError::Unavailable(
+                    "Caller signing keys are unavailable, please retry later".into(),
+                )
+            }
+        })
+}
+
+/// Reads a JSON object body within the size and time limits. An empty body counts as `{}`, as NestJS
+/// would treat it, so that validation names the missing fields.
+async fn read_json_object(
+    request: Request,
+    limits: &Limits,
+) -> Result<Map<String, Value>, ApiError> {
+    let (parts, body) = request.into_parts();
+    if !is_json(&parts.headers) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let limit = limits.max_body_bytes;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let collected = tokio::time::timeout(limits.body_timeout, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| ApiError::RequestTimeout)?;
+    let bytes = match collected {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<LengthLimitError>() => {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        Err(_) => {
+            return Err(ApiError::BadRequest(
+                "Request body could not be read".into(),
+            ));
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::BadRequest(
+            "Request body must be a JSON object".into(),
+        )),
+        Err(error) => Err(ApiError::BadRequest(format!(
+            "Request body is not valid JSON: {error}"
+        ))),
+    }
+}
+
+/// `application/json` or any `+json` type, in UTF-8 if a charset is named.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mut parts = value.split(';').map(str::trim);
+    let essence = parts.next().unwrap_or("").to_ascii_lowercase();
+    let json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    let utf8 = parts.all(|param| match param.split_once('=') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+            value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        }
+        _ => true,
+    });
+    json && utf8
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(content_type: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json(&headers("application/json")));
+        assert!(is_json(&headers("Application/JSON; charset=UTF-8")));
+        assert!(is_json(&headers("application/vnd.api+json")));
+        assert!(!is_json(&headers("text/plain")));
+        assert!(!is_json(&headers("application/json; charset=latin1")));
+        assert!(!is_json(&headers("application/x-www-form-urlencoded")));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+}

@@ -1,0 +1,232 @@
+//! LiveKit access tokens: the claims are a pure function of the request, the caller and the settings;
+//! signing is HS256 with the API secret, as livekit-server and its SDKs expect.
+
+use jsonwebtoken::{EncodingKey, Header};
+use livekit_contract::TokenSettings;
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use crate::auth::Caller;
+use crate::config::Secret;
+use crate::error::ApiError;
+use crate::validation::TokenRequest;
+
+/// The `video` grant of a LiveKit token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoGrant {
+    pub room: String,
+    pub room_join: bool,
+    pub can_publish: bool,
+    pub can_subscribe: bool,
+    pub can_publish_data: bool,
+}
+
+/// The claims of a LiveKit access token (the subset this sidecar issues).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveKitClaims {
+    /// The API key; livekit-server looks the secret up by it.
+    pub iss: String,
+    /// The participant identity.
+    pub sub: String,
+    pub nbf: u64,
+    pub exp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub video: VideoGrant,
+}
+
+/// The identity a token is for: the caller's own unless overrides are allowed.
+pub fn resolve_identity(
+    request: &TokenRequest,
+    caller: &Caller,
+    allow_override: bool,
+) -> Result<String, ApiError> {
+    match &request.identity {
+        Some(identity) if identity != &caller.identity && !allow_override => {
+            Err(ApiError::Forbidden(
+                "Insufficient permissions. Requesting a token for another identity is not allowed"
+                    .into(),
+            ))
+        }
+        Some(identity) => Ok(identity.clone()),
+        None => Ok(caller.identity.clone()),
+    }
+}
+
+/// Builds the claims of the token a request asks for. `now` is seconds since the epoch.
+pub fn claims_for(
+    request: &TokenRequest,
+    identity: String,
+    caller: &Caller,
+    settings: &TokenSettings,
+    api_key: &str,
+    now: u64,
+) -> LiveKitClaims {
+    let ttl = request.ttl.unwrap_or(settings.default_ttl_seconds);
+    let grants = settings.grants;
+    LiveKitClaims {
+        iss: api_key.to_owned(),
+        sub: identity,
+        nbf: now,
+        exp: now + u64::from(ttl),
+        name: request.name.clone().or_else(|| caller.name.clone()),
+        video: VideoGrant {
+            room: request.room_id.clone(),
+            room_join: true,
+            can_publish: grants.can_publish,
+            can_subscribe: grants.can_subscribe,
+            can_publish_data: grants.can_publish_data,
+        },
+    }
+}
+
+/// `2024-01-01T14:00:00.000Z`, as the spec's `expiresAt`.
+pub fn iso8601_millis(unix_seconds: u64) -> String {
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    i64::try_from(unix_seconds)
+        .ok()
+        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| t.format(format).ok())
+        .unwrap_or_else(|| "9999-12-31T23:59:59.999Z".into())
+}
+
+/// Signs tokens with one API key and secret.
+pub struct LiveKitSigner {
+    api_key: String,
+    key: EncodingKey,
+    header: Header,
+}
+
+impl std::fmt::Debug for LiveKitSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveKitSigner")
+            .field("api_key", &self.api_key)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+impl LiveKitSigner {
+    pub fn new(api_key: String, api_secret: &Secret) -> Self {
+        let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
+        header.typ = Some("JWT".into());
+        Self {
+            api_key,
+            key: EncodingKey::from_secret(api_secret.expose().as_bytes()),
+            header,
+        }
+    }
+
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+
+    pub fn sign(&self, claims: &LiveKitClaims) -> Result<String, ApiError> {
+        jsonwebtoken::encode(&self.header, claims, &self.key)
+            .map_err(|e| ApiError::Internal(format!("signing the LiveKit token failed: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Map;
+
+    fn caller(identity: &str, name: Option<&str>) -> Caller {
+        Caller {
+            subject: identity.into(),
+            identity: identity.into(),
+            name: name.map(Into::into),
+            claims: Map::new(),
+        }
+    }
+
+    fn request(room: &str) -> TokenRequest {
+        TokenRequest {
+            identity: None,
+            room_id: room.into(),
+            name: None,
+            ttl: None,
+        }
+    }
+
+    #[test]
+    fn defaults_come_from_caller_and_settings() {
+        let settings = TokenSettings::default();
+        let alice = caller("alice", Some("Alice"));
+        let req = request("room-1");
+        let identity = resolve_identity(&req, &alice, false).unwrap();
+        let claims = claims_for(&req, identity, &alice, &settings, "APIkey", 1_000);
+        assert_eq!(claims.sub, "alice");
+        assert_eq!(claims.name.as_deref(), Some("Alice"));
+        assert_eq!(claims.exp, 1_000 + 3600);
+        assert_eq!(claims.nbf, 1_000);
+        assert_eq!(claims.iss, "APIkey");
+        assert_eq!(
+            claims.video,
+            VideoGrant {
+                room: "room-1".into(),
+                room_join: true,
+                can_publish: true,
+                can_subscribe: true,
+                can_publish_data: true
+            }
+        );
+    }
+
+    #[test]
+    fn request_values_win_and_grants_follow_settings() {
+        let mut settings = TokenSettings::default();
+        settings.grants.can_publish = false;
+        let alice = caller("alice", Some("Alice"));
+        let req = TokenRequest {
+            name: Some("Al".into()),
+            ttl: Some(60),
+            ..request("r")
+        };
+        let claims = claims_for(&req, "alice".into(), &alice, &settings, "k", 0);
+        assert_eq!(claims.name.as_deref(), Some("Al"));
+        assert_eq!(claims.exp, 60);
+        assert!(!claims.video.can_publish);
+        let json = serde_json::to_value(&claims).unwrap();
+        assert_eq!(json["video"]["canPublishData"], true);
+        assert_eq!(json["video"]["roomJoin"], true);
+    }
+
+    #[test]
+    fn no_name_anywhere_means_no_name_claim() {
+        let bob = caller("bob", None);
+        let claims = claims_for(
+            &request("r"),
+            "bob".into(),
+            &bob,
+            &TokenSettings::default(),
+            "k",
+            0,
+        );
+        assert!(serde_json::to_value(&claims).unwrap().get("name").is_none());
+    }
+
+    #[test]
+    fn identity_override_needs_permission() {
+        let alice = caller("alice", None);
+        let mut req = request("r");
+        req.identity = Some("mallory".into());
+        assert!(matches!(
+            resolve_identity(&req, &alice, false),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert_eq!(resolve_identity(&req, &alice, true).unwrap(), "mallory");
+        req.identity = Some("alice".into());
+        assert_eq!(resolve_identity(&req, &alice, false).unwrap(), "alice");
+    }
+
+    #[test]
+    fn expiry_is_formatted_with_milliseconds() {
+        assert_eq!(iso8601_millis(1_704_117_600), "2024-01-01T14:00:00.000Z");
+        assert_eq!(iso8601_millis(0), "1970-01-01T00:00:00.000Z");
+    }
+}
