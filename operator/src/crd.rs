@@ -20,6 +20,8 @@ pub const ROTATE_ANNOTATION: &str = "livekit.kraken.dev/rotate";
 /// tokens for, with which API credentials, how it authenticates the application's callers and how it
 /// authorizes them. The operator renders it into a Secret and a ConfigMap named `<name>-livekit` in
 /// the same namespace, which the application pod mounts as one projected volume.
+// Several `printcolumn(...)` entries repeat `type_ = "string"`, which clippy mistakes for a duplicate.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "livekit.kraken.dev",

@@ -6,6 +6,7 @@
 //! (conditions), [`reconcile`] (fetch, apply, patch status), [`error`], [`health`] (probes and
 //! metrics port), [`leader`] (Lease-based leader election).
 
+pub mod cli;
 pub mod crd;
 pub mod credentials;
 pub mod desired;

@@ -1,1 +1,495 @@
-//! todo
+//! The reconciler: reads inputs, applies the desired objects (server-side apply, one field manager),
+//! patches status and records Events. All decisions are in [`crate::desired`] and [`crate::status`].
+
+use crate::crd::LiveKitConfig;
+use crate::credentials;
+use crate::desired::{
+    self, Desired, FIELD_MANAGER, Inputs, OWNED_SELECTOR, Problem, Reason, SOURCE_LABEL,
+    SOURCE_SELECTOR, owned_name,
+};
+use crate::error::{Error, Result};
+use crate::status::{self, Outcome};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use rand::Rng;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing::{debug, info, warn};
+
+/// How often an unchanged, healthy config is looked at again (drift repair without an event).
+pub const RESYNC: Duration = Duration::from_secs(3600);
+
+/// Per-object exponential backoff with jitter. kube-runtime's controller has none per object.
+#[derive(Debug)]
+pub struct Backoff {
+    base: Duration,
+    max: Duration,
+    failures: Mutex<HashMap<ObjectRef<LiveKitConfig>, u32>>,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(5), Duration::from_secs(300))
+    }
+}
+
+impl Backoff {
+    pub fn new(base: Duration, max: Duration) -> Self {
+        Self {
+            base,
+            max,
+            failures: Mutex::default(),
+        }
+    }
+
+    /// The delay after the `attempt`-th consecutive failure (1-based), before jitter: base·2^(n-1),
+    /// capped at max.
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(16);
+        self.base.saturating_mul(factor).min(self.max)
+    }
+
+    /// "Equal jitter": half the ceiling plus a random part of the other half, so retries of many
+    /// objects spread out but never come sooner than half the ceiling.
+    pub fn with_jitter(ceiling: Duration, unit: f64) -> Duration {
+        let half = ceiling / 2;
+        half + half.mul_f64(unit.clamp(0.0, 1.0))
+    }
+
+    /// Records a failure of `obj` and returns how long to wait.
+    pub fn next(&self, obj: &ObjectRef<LiveKitConfig>) -> Duration {
+        let attempt = {
+            let mut map = self.failures.lock().expect("backoff lock");
+            let n = map.entry(obj.clone()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        };
+        Self::with_jitter(self.ceiling(attempt), rand::rng().random())
+    }
+
+    /// Forgets the failures of `obj` after a success.
+    pub fn reset(&self, obj: &ObjectRef<LiveKitConfig>) {
+        self.failures.lock().expect("backoff lock").remove(obj);
+    }
+
+    /// Consecutive failures recorded for `obj`.
+    pub fn failures(&self, obj: &ObjectRef<LiveKitConfig>) -> u32 {
+        self.failures
+            .lock()
+            .expect("backoff lock")
+            .get(obj)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+type Clock = dyn Fn() -> Timestamp + Send + Sync;
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub backoff: Backoff,
+    clock: Box<Clock>,
+}
+
+impl Context {
+    pub fn new(client: Client, reporter: Reporter) -> Self {
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            backoff: Backoff::default(),
+            clock: Box::new(Timestamp::now),
+        }
+    }
+
+    /// A context with a fixed or test-controlled clock and backoff.
+    pub fn with_clock(
+        client: Client,
+        reporter: Reporter,
+        backoff: Backoff,
+        clock: impl Fn() -> Timestamp + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            backoff,
+            clock: Box::new(clock),
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+}
+
+/// The default Event reporter.
+pub fn reporter() -> Reporter {
+    Reporter {
+        controller: FIELD_MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    }
+}
+
+fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER).force()
+}
+
+async fn get_opt_secret(api: &Api<Secret>, name: &str) -> Result<Option<Secret>> {
+    Ok(api.get_opt(name).await?)
+}
+
+/// Reads a source Secret and makes sure it carries the label the source watch selects on.
+async fn read_source(api: &Api<Secret>, name: &str) -> Result<Option<Secret>> {
+    let Some(secret) = get_opt_secret(api, name).await? else {
+        return Ok(None);
+    };
+    let labelled = secret.labels().get(SOURCE_LABEL).map(String::as_str) == Some("true");
+    if !labelled {
+        let patch = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "labels": {SOURCE_LABEL: "true"}},
+        });
+        if let Err(e) = api
+            .patch(name, &apply_params(), &Patch::Apply(&patch))
+            .await
+        {
+            // Not fatal: the Secret is read on every reconcile; only the instant pick-up is lost.
+            warn!(secret = name, error = %e, "could not label source Secret");
+        }
+    }
+    Ok(Some(secret))
+}
+
+async fn publish(
+    ctx: &Context,
+    config: &LiveKitConfig,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &config.object_ref(&())).await {
+        warn!(error = %e, reason, "could not publish Event");
+    }
+}
+
+async fn patch_status(
+    api: &Api<LiveKitConfig>,
+    config: &LiveKitConfig,
+    status: &crate::LiveKitConfigStatus,
+) -> Result<()> {
+    let body = serde_json::json!({
+        "apiVersion": LiveKitConfig::api_version(&()),
+        "kind": LiveKitConfig::kind(&()),
+        "status": status,
+    });
+    api.patch_status(&config.name_any(), &apply_params(), &Patch::Apply(&body))
+        .await?;
+    Ok(())
+}
+
+/// Reconciles one LiveKitConfig.
+pub async fn reconcile(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Result<Action> {
+    let name = config.name_any();
+    let ns = config
+        .namespace()
+        .ok_or_else(|| Error::MissingNamespace(name.clone()))?;
+    let oref = ObjectRef::from_obj(config.as_ref());
+    let configs: Api<LiveKitConfig> = Api::namespaced(ctx.client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    let owned = owned_name(&name);
+    let now = ctx.now();
+
+    // Read.
+    let spec = &config.spec;
+    let credentials_source = match &spec.credentials.secret_ref {
+        Some(r) => read_source(&secrets, &r.name).await?,
+        None => None,
+    };
+    let auth_source = match &spec.auth.secret_ref {
+        Some(r) if Some(&r.name) == spec.credentials.secret_ref.as_ref().map(|c| &c.name) => {
+            credentials_source.clone()
+        }
+        Some(r) => read_source(&secrets, &r.name).await?,
+        None => None,
+    };
+    let existing_secret = get_opt_secret(&secrets, &owned).await?;
+    let existing_config_map = config_maps.get_opt(&owned).await?;
+    let inputs = Inputs {
+        credentials_source,
+        auth_source,
+        existing_secret,
+        fresh_credentials: credentials::generate(&mut rand::rng()),
+        now,
+    };
+
+    // Decide.
+    let outcome = desired::desired(&config, &inputs);
+    let old_ready = status::ready(config.status.as_ref()).cloned();
+
+    let desired = match outcome {
+        Ok(d) => d,
+        Err(problem) => {
+            let new_status = status::desired_status(&config, Outcome::Failed(&problem), now);
+            let changed = config.status.as_ref() != Some(&new_status);
+            if changed {
+                patch_status(&configs, &config, &new_status).await?;
+            }
+            let ready_changed = old_ready.as_ref().is_none_or(|c| {
+                c.reason != problem.reason.as_str() || c.message != problem.message
+            });
+            if ready_changed {
+                publish(
+                    &ctx,
+                    &config,
+                    EventType::Warning,
+                    problem.reason.as_str(),
+                    "Reconcile",
+                    problem.message.clone(),
+                )
+                .await;
+            }
+            info!(config = %oref, reason = %problem.reason, "not ready: {}", problem.message);
+            return Ok(match problem.reason {
+                Reason::InvalidSpec => {
+                    ctx.backoff.reset(&oref);
+                    Action::await_change()
+                }
+                _ => Action::requeue(ctx.backoff.next(&oref)),
+            });
+        }
+    };
+
+    // Apply what differs.
+    apply_owned(
+        &ctx,
+        &config,
+        &configs,
+        &secrets,
+        &config_maps,
+        &desired,
+        &inputs,
+        existing_config_map.as_ref(),
+    )
+    .await?;
+
+    let new_status = status::desired_status(&config, Outcome::Applied(&desired), now);
+    if config.status.as_ref() != Some(&new_status) {
+        patch_status(&configs, &config, &new_status).await?;
+    }
+    ctx.backoff.reset(&oref);
+
+    let requeue = desired
+        .requeue_at()
+        .map(|at| {
+            let secs = (at.as_second() - now.as_second()).max(0) as u64 + 1;
+            Duration::from_secs(secs).min(RESYNC)
+        })
+        .unwrap_or(RESYNC);
+    Ok(Action::requeue(requeue))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn apply_owned(
+    ctx: &Context,
+    config: &LiveKitConfig,
+    configs: &Api<LiveKitConfig>,
+    secrets: &Api<Secret>,
+    config_maps: &Api<ConfigMap>,
+    desired: &Desired,
+    inputs: &Inputs,
+    existing_config_map: Option<&ConfigMap>,
+) -> Result<()> {
+    let owned = owned_name(&config.name_any());
+    let existing_secret = inputs.existing_secret.as_ref();
+    let mut changes = Vec::new();
+    if !desired::secret_up_to_date(existing_secret, &desired.secret) {
+        let res = secrets
+            .patch(&owned, &apply_params(), &Patch::Apply(&desired.secret))
+            .await;
+        if let Err(e) = res {
+            return Err(apply_failed(ctx, config, configs, "Secret", e).await);
+        }
+        changes.push(if existing_secret.is_some() {
+            "Secret updated"
+        } else {
+            "Secret created"
+        });
+    }
+    if !desired::config_map_up_to_date(existing_config_map, &desired.config_map) {
+        let res = config_maps
+            .patch(&owned, &apply_params(), &Patch::Apply(&desired.config_map))
+            .await;
+        if let Err(e) = res {
+            return Err(apply_failed(ctx, config, configs, "ConfigMap", e).await);
+        }
+        changes.push(if existing_config_map.is_some() {
+            "ConfigMap updated"
+        } else {
+            "ConfigMap created"
+        });
+    }
+    if !changes.is_empty() {
+        let created = existing_secret.is_none() && existing_config_map.is_none();
+        let reason = if created { "Created" } else { "Updated" };
+        publish(
+            ctx,
+            config,
+            EventType::Normal,
+            reason,
+            "Apply",
+            format!(
+                "{} {owned} (config hash {})",
+                changes.join(", "),
+                desired.config_hash
+            ),
+        )
+        .await;
+        info!(config = %owned, changes = ?changes, "applied");
+    } else {
+        debug!(config = %owned, "owned objects up to date");
+    }
+    if desired.keys.rotated {
+        let note = match &desired.keys.previous {
+            Some((prev, at)) => format!(
+                "rotated API key: signing with {}, {} stays in keys.yaml until {at}",
+                desired.keys.current.key, prev.key
+            ),
+            None => format!("rotated API key: signing with {}", desired.keys.current.key),
+        };
+        publish(ctx, config, EventType::Normal, "Rotated", "Rotate", note).await;
+    } else if desired.keys.key_changed {
+        publish(
+            ctx,
+            config,
+            EventType::Normal,
+            "KeyChanged",
+            "Apply",
+            format!(
+                "the source Secret has a new API key {}",
+                desired.keys.current.key
+            ),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+async fn apply_failed(
+    ctx: &Context,
+    config: &LiveKitConfig,
+    configs: &Api<LiveKitConfig>,
+    what: &str,
+    e: kube::Error,
+) -> Error {
+    let problem = Problem::new(
+        Reason::ApplyFailed,
+        format!("applying the {what} failed: {e}"),
+    );
+    let new_status = status::desired_status(config, Outcome::Failed(&problem), ctx.now());
+    if config.status.as_ref() != Some(&new_status) {
+        if let Err(e) = patch_status(configs, config, &new_status).await {
+            warn!(error = %e, "could not report ApplyFailed in status");
+        }
+        publish(
+            ctx,
+            config,
+            EventType::Warning,
+            Reason::ApplyFailed.as_str(),
+            "Apply",
+            problem.message,
+        )
+        .await;
+    }
+    Error::Kube(e)
+}
+
+/// Retries failed reconciles with per-object exponential backoff and jitter; permanent errors wait
+/// for a change of the object.
+pub fn error_policy(config: Arc<LiveKitConfig>, error: &Error, ctx: Arc<Context>) -> Action {
+    let oref = ObjectRef::from_obj(config.as_ref());
+    if !error.is_transient() {
+        warn!(config = %oref, %error, "reconcile failed permanently");
+        return Action::await_change();
+    }
+    let delay = ctx.backoff.next(&oref);
+    warn!(config = %oref, %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Runs the controller until `shutdown` resolves; reconciles in flight finish first.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let (configs, secrets, config_maps): (Api<LiveKitConfig>, Api<Secret>, Api<ConfigMap>) =
+        match &namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+                Api::all(client),
+            ),
+        };
+    let controller = Controller::new(configs, watcher::Config::default());
+    let store = controller.store();
+    controller
+        // Label-selected watches only: never every Secret of the cluster.
+        .owns(
+            secrets.clone(),
+            watcher::Config::default().labels(OWNED_SELECTOR),
+        )
+        .owns(
+            config_maps,
+            watcher::Config::default().labels(OWNED_SELECTOR),
+        )
+        .watches(
+            secrets,
+            watcher::Config::default().labels(SOURCE_SELECTOR),
+            move |secret: Secret| {
+                let ns = secret.namespace().unwrap_or_default();
+                let name = secret.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|c| desired::references_secret(c, &ns, &name))
+                    .map(|c| ObjectRef::from_obj(c.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => debug!(config = %obj, "reconciled"),
+                Err(e) => debug!(error = %e, "reconcile round failed"),
+            }
+        })
+        .await;
+    info!("controller stopped");
+}

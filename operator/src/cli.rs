@@ -1,0 +1,217 @@
+//! Command-line flags and the process lifecycle: client, probes, leader election, controller,
+//! graceful shutdown.
+
+use crate::crd::LiveKitConfig;
+use crate::error::{Error, Result};
+use crate::health::{self, Health, Phase};
+use crate::leader::{self, LeaseConfig};
+use crate::reconcile::{self, Context};
+use clap::Parser;
+use kube::Client;
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// Kubernetes operator that renders LiveKitConfig resources into the Secret and ConfigMap the
+/// LiveKit token sidecar reads.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "livekit-operator", version)]
+pub struct Args {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Address of the probe port (`/livez`, `/readyz`).
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+
+    /// Kubeconfig context to use (default: the current context, or the in-cluster config).
+    #[arg(long, env = "KUBE_CONTEXT")]
+    pub context: Option<String>,
+
+    /// Elect a leader with a Lease so that only one replica reconciles (`--leader-elect=false` to
+    /// run without, e.g. a single local instance).
+    #[arg(long, env = "LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+
+    /// Name of the Lease.
+    #[arg(long, env = "LEASE_NAME", default_value = "livekit-operator")]
+    pub lease_name: String,
+
+    /// Namespace of the Lease (default: POD_NAMESPACE, else --namespace, else `default`).
+    #[arg(long, env = "LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// This replica's identity in the Lease (default: POD_NAME, else HOSTNAME, else random).
+    #[arg(long, env = "LEASE_IDENTITY")]
+    pub lease_identity: Option<String>,
+
+    /// Seconds a lease stays valid without renewal.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing(args: &Args) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn client(context: Option<&str>) -> Result<Client> {
+    let config = match context {
+        Some(ctx) => {
+            let kubeconfig = Kubeconfig::read().map_err(|e| Error::Config(e.to_string()))?;
+            let options = KubeConfigOptions {
+                context: Some(ctx.to_owned()),
+                ..KubeConfigOptions::default()
+            };
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| Error::Config(e.to_string()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| Error::Config(e.to_string()))?,
+    };
+    Client::try_from(config).map_err(Error::Kube)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn identity(args: &Args) -> String {
+    use rand::Rng;
+    args.lease_identity
+        .clone()
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| {
+            let n: u64 = rand::rng().random();
+            format!("livekit-operator-{n:016x}")
+        })
+}
+
+/// Runs the operator until a signal (exit 0) or the loss of the lease (exit 1, to restart clean).
+pub async fn run(args: Args) -> Result<ExitCode> {
+    let health = Health::default();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            info!("shutdown requested");
+            let _ = stop_tx.send(true);
+        });
+    }
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let probes = tokio::spawn(health::serve(args.metrics_addr, health.clone(), stopped()));
+
+    let client = client(args.context.as_deref()).await?;
+    let configs: Api<LiveKitConfig> = match &args.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    if let Err(e) = configs.list(&ListParams::default().limit(1)).await {
+        return Err(Error::Config(format!(
+            "cannot list LiveKitConfigs ({e}); is the CRD installed (kubectl apply -f crds/livekitconfig.yaml) and may this identity list them?"
+        )));
+    }
+    let ctx = Arc::new(Context::new(client.clone(), reconcile::reporter()));
+
+    let mut code = ExitCode::SUCCESS;
+    if args.leader_elect {
+        let lease = LeaseConfig {
+            name: args.lease_name.clone(),
+            namespace: args
+                .lease_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .or_else(|| args.namespace.clone())
+                .unwrap_or_else(|| "default".into()),
+            identity: identity(&args),
+            duration_seconds: args.lease_duration_seconds,
+            grace_seconds: (args.lease_duration_seconds / 3).max(1),
+        };
+        info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity, "waiting for the lease");
+        let mut election = leader::start(client, &lease).await?;
+        health.set(Phase::Standby);
+        let acquired = tokio::select! {
+            a = election.acquired() => a,
+            _ = stopped() => false,
+        };
+        if acquired {
+            info!("leading; starting the controller");
+            health.set(Phase::Leading);
+            let lost = election.lost();
+            let stop = stopped();
+            let (lost_tx, mut lost_rx) = watch::channel(false);
+            let trigger = async move {
+                tokio::select! {
+                    _ = lost => { let _ = lost_tx.send(true); },
+                    _ = stop => {},
+                }
+            };
+            reconcile::run(ctx, args.namespace.clone(), trigger).await;
+            if *lost_rx.borrow_and_update() {
+                warn!("lost the lease; exiting so that this replica restarts as a follower");
+                code = ExitCode::FAILURE;
+            }
+        }
+        health.set(Phase::ShuttingDown);
+        election.release().await;
+    } else {
+        health.set(Phase::Leading);
+        reconcile::run(ctx, args.namespace.clone(), stopped()).await;
+        health.set(Phase::ShuttingDown);
+    }
+    let _ = stop_tx.send(true);
+    match probes.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(Error::Io(e)),
+        Err(e) => warn!(error = %e, "probe task failed"),
+    }
+    info!("stopped");
+    Ok(code)
+}
