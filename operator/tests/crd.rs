@@ -58,6 +58,9 @@ fn minimal_spec_is_accepted_and_defaulted() {
     assert!(typed.spec.credentials.generate.is_some());
 }
 
+/// JSON-path-ish edits applied to the minimal object; `null` removes the field.
+type Edits = Vec<(&'static str, Value)>;
+
 fn set(obj: &mut Value, path: &str, v: Value) {
     let mut cur = obj;
     let parts: Vec<&str> = path.split('.').collect();
@@ -77,7 +80,7 @@ fn set(obj: &mut Value, path: &str, v: Value) {
 
 #[test]
 fn valid_specs_are_accepted() {
-    let cases: Vec<(&str, Vec<(&str, Value)>)> = vec![
+    let cases: Vec<(&str, Edits)> = vec![
         (
             "secretRef credentials",
             vec![(
@@ -146,7 +149,7 @@ fn valid_specs_are_accepted() {
 
 #[test]
 fn invalid_specs_are_rejected_with_a_clear_message() {
-    let cases: Vec<(&str, Vec<(&str, Value)>, &str)> = vec![
+    let cases: Vec<(&str, Edits, &str)> = vec![
         (
             "both credential sources",
             vec![("spec.credentials.secretRef", json!({"name": "k"}))],

@@ -61,51 +61,51 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
         errors.push(format!("{path}: must be of type {}", ty.unwrap_or("?")));
         return;
     }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-        if !allowed.contains(value) {
-            errors.push(format!("{path}: unsupported value {value}"));
-        }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        errors.push(format!("{path}: unsupported value {value}"));
     }
     if let Some(n) = value.as_f64() {
-        if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
-            if n < min {
-                errors.push(format!("{path}: must be greater than or equal to {min}"));
-            }
+        if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+            && n < min
+        {
+            errors.push(format!("{path}: must be greater than or equal to {min}"));
         }
-        if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
-            if n > max {
-                errors.push(format!("{path}: must be less than or equal to {max}"));
-            }
+        if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+            && n > max
+        {
+            errors.push(format!("{path}: must be less than or equal to {max}"));
         }
     }
     if let Some(s) = value.as_str() {
         let len = s.chars().count() as u64;
-        if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-            if len < min {
-                errors.push(format!("{path}: should be at least {min} chars long"));
-            }
+        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+            && len < min
+        {
+            errors.push(format!("{path}: should be at least {min} chars long"));
         }
-        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
-            if len > max {
-                errors.push(format!("{path}: may not be more than {max} bytes"));
-            }
+        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+            && len > max
+        {
+            errors.push(format!("{path}: may not be more than {max} bytes"));
         }
-        if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
-            if !regex::Regex::new(p).unwrap().is_match(s) {
-                errors.push(format!("{path}: should match '{p}'"));
-            }
+        if let Some(p) = schema.get("pattern").and_then(Value::as_str)
+            && !regex::Regex::new(p).unwrap().is_match(s)
+        {
+            errors.push(format!("{path}: should match '{p}'"));
         }
     }
     if let Some(items) = value.as_array() {
-        if let Some(min) = schema.get("minItems").and_then(Value::as_u64) {
-            if (items.len() as u64) < min {
-                errors.push(format!("{path}: should have at least {min} items"));
-            }
+        if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+            && (items.len() as u64) < min
+        {
+            errors.push(format!("{path}: should have at least {min} items"));
         }
-        if let Some(max) = schema.get("maxItems").and_then(Value::as_u64) {
-            if items.len() as u64 > max {
-                errors.push(format!("{path}: must have at most {max} items"));
-            }
+        if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+            && items.len() as u64 > max
+        {
+            errors.push(format!("{path}: must have at most {max} items"));
         }
         if let Some(item_schema) = schema.get("items") {
             for (i, item) in items.iter().enumerate() {
