@@ -1,0 +1,314 @@
+//! The pure functions: spec → settings, (spec, inputs) → desired objects or a problem, golden
+//! fixtures of the rendered objects, and the contract crate reading what the operator renders.
+
+mod common;
+
+use common::configs::*;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::jiff::Timestamp;
+use livekit_contract::{Algorithm, AuthorizationMode, SidecarSettings, keys, parse_keys_file};
+use livekit_operator::credentials::ApiCredentials;
+use livekit_operator::desired::{self, Desired, Inputs, Problem, Reason};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+fn now() -> Timestamp {
+    "2026-01-01T00:00:00Z".parse().unwrap()
+}
+
+fn fresh() -> ApiCredentials {
+    ApiCredentials::new(
+        "APIfreshKey0001",
+        "fresh-secret-0123456789abcdefghijklmnopqrstu",
+    )
+}
+
+fn inputs(creds: Option<Secret>, auth: Option<Secret>, existing: Option<Secret>) -> Inputs {
+    Inputs {
+        credentials_source: creds,
+        auth_source: auth,
+        existing_secret: existing,
+        fresh_credentials: fresh(),
+        now: now(),
+    }
+}
+
+fn data(secret: &Secret) -> BTreeMap<String, String> {
+    secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), String::from_utf8(v.0.clone()).unwrap()))
+        .collect()
+}
+
+#[test]
+fn settings_mapping_table() {
+    let s = desired::settings(&config("a", SECRET_REF_SPEC).spec);
+    assert_eq!(s.server_url, "wss://livekit.example.com");
+    assert_eq!(s.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(s.auth.algorithms, vec![Algorithm::RS256]);
+    assert_eq!(s.auth.audiences, vec!["kraken".to_string()]);
+    assert_eq!(s.auth.identity_claim, "sub");
+    assert_eq!(s.authorization.mode, AuthorizationMode::Claims);
+    assert_eq!(s.authorization.claims.claim, "permissions");
+    assert_eq!(s.token.default_ttl_seconds, 3600);
+    assert!(s.features.screen_share && !s.features.recording);
+
+    let g = desired::settings(&config("b", GENERATE_SPEC).spec);
+    assert_eq!(g.authorization.mode, AuthorizationMode::Webhook);
+    let w = g.authorization.webhook.as_ref().unwrap();
+    assert_eq!((w.timeout_ms, w.cache_ttl_seconds), (500, 30));
+    assert_eq!(
+        (g.token.default_ttl_seconds, g.token.max_ttl_seconds),
+        (600, 3600)
+    );
+    assert!(!g.token.grants.can_publish && g.token.grants.can_subscribe);
+    assert_eq!(g.auth.jwks_url, None);
+    g.validate().unwrap();
+}
+
+#[test]
+fn problems_table() {
+    let cases: Vec<(&str, &str, Inputs, Reason, &str)> = vec![
+        (
+            "credentials Secret missing",
+            SECRET_REF_SPEC,
+            inputs(None, None, None),
+            Reason::SourceSecretNotFound,
+            "\"livekit-keys\"",
+        ),
+        (
+            "credentials key missing",
+            SECRET_REF_SPEC,
+            inputs(
+                Some(secret("livekit-keys", &[("api-key", "APIk")])),
+                None,
+                None,
+            ),
+            Reason::SourceKeyMissing,
+            "\"api-secret\"",
+        ),
+        (
+            "credentials key empty",
+            SECRET_REF_SPEC,
+            inputs(Some(livekit_keys(" ", "s")), None, None),
+            Reason::SourceKeyMissing,
+            "\"api-key\"",
+        ),
+        (
+            "auth Secret missing",
+            GENERATE_SPEC,
+            inputs(None, None, None),
+            Reason::SourceSecretNotFound,
+            "\"app-jwt\"",
+        ),
+        (
+            "auth key missing",
+            GENERATE_SPEC,
+            inputs(None, Some(secret("app-jwt", &[("other", "x")])), None),
+            Reason::SourceKeyMissing,
+            "\"hs-secret\"",
+        ),
+        (
+            "PEM key holds no PEM",
+            PEM_SPEC,
+            inputs(
+                None,
+                Some(secret("app-jwt", &[("keys.pem", "not a key")])),
+                None,
+            ),
+            Reason::InvalidSpec,
+            "no PEM block",
+        ),
+    ];
+    for (name, spec, inputs, reason, needle) in cases {
+        let got = desired::desired(&config("c", spec), &inputs).unwrap_err();
+        assert_eq!(got.reason, reason, "{name}: {got:?}");
+        assert!(got.message.contains(needle), "{name}: {}", got.message);
+    }
+}
+
+#[test]
+fn specs_the_api_server_would_reject_are_invalid_spec_too() {
+    // CEL is the first line; the operator checks again (old API servers, edited CRDs).
+    let mut c = config("d", SECRET_REF_SPEC);
+    c.spec.server_url = "ftp://x".into();
+    let err =
+        desired::desired(&c, &inputs(Some(livekit_keys("APIk", "s")), None, None)).unwrap_err();
+    assert_eq!(err.reason, Reason::InvalidSpec);
+    assert!(err.message.contains("serverUrl"), "{}", err.message);
+
+    let mut c = config("d", SECRET_REF_SPEC);
+    c.spec.credentials.generate = Some(Default::default());
+    let err =
+        desired::desired(&c, &inputs(Some(livekit_keys("APIk", "s")), None, None)).unwrap_err();
+    assert_eq!(
+        err,
+        Problem::new(
+            Reason::InvalidSpec,
+            "exactly one of credentials.secretRef or credentials.generate must be set"
+        )
+    );
+
+    let mut c = config("d", SECRET_REF_SPEC);
+    c.spec.auth.jwks_url = None;
+    let err =
+        desired::desired(&c, &inputs(Some(livekit_keys("APIk", "s")), None, None)).unwrap_err();
+    assert!(
+        err.message.contains("public-key algorithms need"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn owned_objects_carry_owner_reference_and_labels() {
+    let c = config("chat", SECRET_REF_SPEC);
+    let d = desired::desired(&c, &inputs(Some(livekit_keys("APIk", "s")), None, None)).unwrap();
+    for meta in [&d.secret.metadata, &d.config_map.metadata] {
+        assert_eq!(meta.name.as_deref(), Some("chat-livekit"));
+        assert_eq!(meta.namespace.as_deref(), Some(NS));
+        let owner = &meta.owner_references.as_ref().unwrap()[0];
+        assert_eq!(owner.uid, UID);
+        assert_eq!(owner.kind, "LiveKitConfig");
+        assert_eq!(owner.controller, Some(true));
+        let labels = meta.labels.as_ref().unwrap();
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "livekit-operator");
+        assert_eq!(labels["livekit.kraken.dev/config"], "chat");
+    }
+}
+
+#[test]
+fn the_contract_crate_loads_what_the_operator_renders() {
+    for (spec, creds, auth) in [
+        (SECRET_REF_SPEC, Some(livekit_keys("APIk", "s")), None),
+        (GENERATE_SPEC, None, Some(app_jwt())),
+        (PEM_SPEC, None, Some(app_jwt())),
+    ] {
+        let c = config("x", spec);
+        let d = desired::desired(&c, &inputs(creds, auth, None)).unwrap();
+        let text = &d.config_map.data.as_ref().unwrap()[keys::SETTINGS];
+        let loaded = SidecarSettings::from_yaml(text).unwrap();
+        assert_eq!(loaded, d.settings);
+        let secret = data(&d.secret);
+        let pairs = parse_keys_file(&secret[keys::KEYS_FILE]).unwrap();
+        assert_eq!(pairs[&secret[keys::API_KEY]], secret[keys::API_SECRET]);
+        if loaded.auth.uses_hmac() {
+            assert!(!secret[keys::CALLER_HS_SECRET].is_empty());
+        }
+        if loaded.auth.uses_public_keys() && loaded.auth.jwks_url.is_none() {
+            assert!(secret[keys::CALLER_PUBLIC_KEYS].contains("BEGIN PUBLIC KEY"));
+        }
+    }
+}
+
+#[test]
+fn rendering_is_deterministic_and_up_to_date_checks_hold() {
+    let c = config("chat", GENERATE_SPEC);
+    let first = desired::desired(&c, &inputs(None, Some(app_jwt()), None)).unwrap();
+    // The applied Secret, as read back, yields the same desired state (credentials are kept).
+    let mut read_back = first.secret.clone();
+    read_back.metadata.resource_version = Some("7".into());
+    let second =
+        desired::desired(&c, &inputs(None, Some(app_jwt()), Some(read_back.clone()))).unwrap();
+    assert_eq!(first, second);
+    assert!(desired::secret_up_to_date(Some(&read_back), &second.secret));
+    assert!(desired::config_map_up_to_date(
+        Some(&first.config_map),
+        &second.config_map
+    ));
+    // Drift: an edited value, a removed key, a missing object.
+    let mut edited = read_back.clone();
+    edited.data.as_mut().unwrap().insert(
+        keys::API_SECRET.into(),
+        k8s_openapi::ByteString(b"x".to_vec()),
+    );
+    assert!(!desired::secret_up_to_date(Some(&edited), &second.secret));
+    let mut removed = read_back.clone();
+    removed.data.as_mut().unwrap().remove(keys::KEYS_FILE);
+    assert!(!desired::secret_up_to_date(Some(&removed), &second.secret));
+    assert!(!desired::secret_up_to_date(None, &second.secret));
+    // Someone else's extra key is not drift we fight over.
+    let mut extra = read_back;
+    extra
+        .data
+        .as_mut()
+        .unwrap()
+        .insert("note".into(), k8s_openapi::ByteString(b"x".to_vec()));
+    assert!(desired::secret_up_to_date(Some(&extra), &second.secret));
+}
+
+// ---- golden fixtures ----
+
+/// A readable rendering: Secret data decoded (as `stringData`), ConfigMap as is.
+fn readable(d: &Desired) -> String {
+    let mut secret = d.secret.clone();
+    secret.string_data = Some(data(&secret));
+    secret.data = None;
+    let cm: ConfigMap = d.config_map.clone();
+    format!(
+        "{}---\n{}",
+        serde_yaml::to_string(&secret).unwrap(),
+        serde_yaml::to_string(&cm).unwrap()
+    )
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    if std::env::var_os("UPDATE_FIXTURES").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_FIXTURES=1 to create it)",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "{name} differs from the rendering; review and run with UPDATE_FIXTURES=1 to accept:\n{actual}"
+    );
+}
+
+#[test]
+fn golden_secret_ref_jwks() {
+    let c = config("chat", SECRET_REF_SPEC);
+    let d = desired::desired(
+        &c,
+        &inputs(
+            Some(livekit_keys("APIexample0001", "example-secret")),
+            None,
+            None,
+        ),
+    )
+    .unwrap();
+    golden("secret-ref-jwks.yaml", &readable(&d));
+}
+
+#[test]
+fn golden_generate_hs256_webhook() {
+    let c = config("chat-dev", GENERATE_SPEC);
+    let d = desired::desired(&c, &inputs(None, Some(app_jwt()), None)).unwrap();
+    golden("generate-hs256-webhook.yaml", &readable(&d));
+}
+
+#[test]
+fn golden_rotation_in_grace() {
+    let mut c = config("chat-dev", PEM_SPEC);
+    let first = desired::desired(&c, &inputs(None, Some(app_jwt()), None)).unwrap();
+    c.metadata.annotations = Some(BTreeMap::from([(
+        "livekit.kraken.dev/rotate".into(),
+        "2026-01-01".into(),
+    )]));
+    let mut i = inputs(None, Some(app_jwt()), Some(first.secret));
+    i.fresh_credentials = ApiCredentials::new(
+        "APIrotatedKey02",
+        "rotated-secret-0123456789abcdefghijklmnopq",
+    );
+    let d = desired::desired(&c, &i).unwrap();
+    assert!(d.keys.rotated);
+    golden("rotation-in-grace.yaml", &readable(&d));
+}
