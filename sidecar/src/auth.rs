@@ -349,7 +349,15 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str, AuthFailure> {
 
 fn validation_for(alg: Algorithm, settings: &CallerAuthSettings) -> Validation {
     let mut validation = Validation::new(alg);
-    validation.set_required_spec_claims(&["exp", "sub"]);
+    // A configured issuer or audience must be present, not merely right when present.
+    let mut required = vec!["exp", "sub"];
+    if settings.issuer.is_some() {
+        required.push("iss");
+    }
+    if !settings.audiences.is_empty() {
+        required.push("aud");
+    }
+    validation.set_required_spec_claims(&required);
     validation.leeway = u64::from(settings.leeway_seconds);
     validation.validate_nbf = true;
     if let Some(issuer) = &settings.issuer {

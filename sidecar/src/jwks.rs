@@ -34,8 +34,10 @@ pub struct JwksSource {
     url: Url,
     client: reqwest::Client,
     cache: RwLock<Option<Cached>>,
-    /// Held while fetching, so concurrent misses cause one fetch; stores when the last attempt began.
-    last_attempt: Mutex<Option<Instant>>,
+    /// Held while fetching, so concurrent misses cause one fetch; when the last attempt began and, if
+    /// it failed, why.
+    last_attempt: Mutex<Option<(Instant, Option<String>)>>,
+    min_refresh_interval: Duration,
 }
 
 impl JwksSource {
@@ -51,7 +53,14 @@ impl JwksSource {
             client,
             cache: RwLock::new(None),
             last_attempt: Mutex::new(None),
+            min_refresh_interval: MIN_REFRESH_INTERVAL,
         }
+    }
+
+    /// A shorter refresh spacing, for tests that cannot wait [`MIN_REFRESH_INTERVAL`].
+    pub fn with_min_refresh_interval(mut self, interval: Duration) -> Self {
+        self.min_refresh_interval = interval;
+        self
     }
 
     pub fn url(&self) -> &Url {
@@ -73,40 +82,49 @@ impl JwksSource {
                     {
                         return Ok(key);
                     }
-                    cached.fetched_at.elapsed() < MIN_REFRESH_INTERVAL
+                    cached.fetched_at.elapsed() < self.min_refresh_interval
                 }
                 None => false,
             }
         };
-        if !fresh {
-            self.refresh().await;
-        }
+        let last_error = if fresh { None } else { self.refresh().await };
         let cache = self.cache.read().await;
         match cache.as_ref() {
             Some(cached) => select(&cached.keys, kid, alg).ok_or(JwksError::UnknownKey),
-            None => Err(JwksError::Fetch(
-                "the key set has never been fetched successfully".into(),
-            )),
+            None => {
+                Err(JwksError::Fetch(last_error.unwrap_or_else(|| {
+                    "the key set has not been fetched yet".into()
+                })))
+            }
         }
     }
 
-    /// Fetches the set unless another task just did or an attempt was made too recently.
-    async fn refresh(&self) {
+    /// Fetches the set unless another task just did or an attempt was made too recently; returns why
+    /// the latest attempt failed, if it did.
+    async fn refresh(&self) -> Option<String> {
         let mut last_attempt = self.last_attempt.lock().await;
-        if last_attempt.is_some_and(|t| t.elapsed() < MIN_REFRESH_INTERVAL) {
-            return;
+        if let Some((at, error)) = last_attempt.as_ref()
+            && at.elapsed() < self.min_refresh_interval
+        {
+            return error.clone();
         }
-        *last_attempt = Some(Instant::now());
-        match self.fetch().await {
+        let started = Instant::now();
+        let error = match self.fetch().await {
             Ok(keys) => {
                 tracing::info!(url = %self.url, keys = keys.len(), "caller JWKS fetched");
                 *self.cache.write().await = Some(Cached {
                     keys,
                     fetched_at: Instant::now(),
                 });
+                None
             }
-            Err(error) => tracing::warn!(url = %self.url, %error, "caller JWKS fetch failed"),
-        }
+            Err(error) => {
+                tracing::warn!(url = %self.url, %error, "caller JWKS fetch failed");
+                Some(error.to_string())
+            }
+        };
+        *last_attempt = Some((started, error.clone()));
+        error
     }
 
     async fn fetch(&self) -> Result<Vec<(Jwk, DecodingKey)>, JwksError> {
@@ -223,5 +241,73 @@ mod tests {
             vec![r#"{"kty":"oct","k":"c2VjcmV0"}"#; MAX_KEYS + 1].join(",")
         );
         assert!(parse_jwks(many.as_bytes()).is_err());
+    }
+
+    /// A JWKS endpoint whose document and availability the test controls.
+    async fn serve(document: std::sync::Arc<std::sync::Mutex<Option<String>>>) -> Url {
+        use axum::routing::get;
+        let router = axum::Router::new().route(
+            "/jwks",
+            get(move || {
+                let document = document.clone();
+                async move {
+                    match document.lock().unwrap().clone() {
+                        Some(body) => (http::StatusCode::OK, body),
+                        None => (http::StatusCode::SERVICE_UNAVAILABLE, String::new()),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Url::parse(&format!("http://{addr}/jwks")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn refreshes_on_unknown_kid_and_keeps_keys_through_an_outage() {
+        crate::install_crypto_provider();
+        let only_a = SET.replace("\"kid\":\"b\"", "\"kid\":\"x\"");
+        let document = std::sync::Arc::new(std::sync::Mutex::new(Some(only_a)));
+        let source = JwksSource::new(serve(document.clone()).await)
+            .with_min_refresh_interval(Duration::from_millis(50));
+        assert!(source.key_for(Some("a"), Algorithm::ES256).await.is_ok());
+        assert_eq!(
+            source.key_for(Some("b"), Algorithm::ES256).await.err(),
+            Some(JwksError::UnknownKey)
+        );
+
+        // The provider publishes key b: the next unknown-kid lookup after the spacing refreshes.
+        *document.lock().unwrap() = Some(SET.to_owned());
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(source.key_for(Some("b"), Algorithm::ES256).await.is_ok());
+
+        // The provider goes down: cached keys keep working, unknown ones stay unknown.
+        *document.lock().unwrap() = None;
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert_eq!(
+            source.key_for(Some("zz"), Algorithm::ES256).await.err(),
+            Some(JwksError::UnknownKey)
+        );
+        assert!(source.key_for(Some("a"), Algorithm::ES256).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn never_fetched_is_a_fetch_error_and_oversized_bodies_are_refused() {
+        let document = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let source = JwksSource::new(serve(document.clone()).await);
+        assert!(matches!(
+            source.key_for(Some("a"), Algorithm::ES256).await,
+            Err(JwksError::Fetch(_))
+        ));
+        *document.lock().unwrap() = Some(format!(
+            "{{\"keys\":[],\"pad\":\"{}\"}}",
+            "x".repeat(MAX_BODY_BYTES)
+        ));
+        let source = JwksSource::new(source.url().clone());
+        match source.key_for(Some("a"), Algorithm::ES256).await {
+            Err(JwksError::Fetch(message)) => assert!(message.contains("larger"), "{message}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -70,20 +70,28 @@ pub struct Running {
 /// Loads and validates the configuration, binds both listeners and serves until `shutdown` is cancelled.
 pub async fn start(args: &ServeArgs, shutdown: CancellationToken) -> Result<Running, StartError> {
     install_crypto_provider();
-    let input = load_input(args).map_err(|error| StartError::Config {
+    let config_error = |error| StartError::Config {
         source_name: source_name(args),
         error,
-    })?;
-    let snapshot = Snapshot::build(input, None).map_err(|error| StartError::Config {
-        source_name: source_name(args),
-        error,
-    })?;
+    };
+    let input = load_input(args).map_err(config_error)?;
+    let snapshot = Snapshot::build(input, None).map_err(config_error)?;
     if args.dev {
         tracing::warn!(
             "DEV MODE: LiveKit dev credentials (devkey/secret) and a PUBLISHED caller secret are in use. \
              Anyone can mint caller tokens. NEVER run --dev in production."
         );
     }
+    serve_snapshot(snapshot, args, shutdown).await
+}
+
+/// Serves an already built snapshot with the listeners and limits of `args`.
+pub async fn serve_snapshot(
+    snapshot: Snapshot,
+    args: &ServeArgs,
+    shutdown: CancellationToken,
+) -> Result<Running, StartError> {
+    install_crypto_provider();
     match &snapshot.service {
         Some(service) => tracing::info!(
             source = %snapshot.source,

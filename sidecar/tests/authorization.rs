@@ -1,0 +1,179 @@
+//! JOIN_CHANNEL decided by the application's webhook: allow, deny, unknown channel, and every way the
+//! webhook can fail, which must refuse the token.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use livekit_contract::{AuthorizationMode, WebhookAuthorization};
+use serde_json::json;
+
+async fn with_webhook(
+    hook: &Webhook,
+    timeout_ms: u32,
+    cache_ttl_seconds: u32,
+    flags: &[&str],
+) -> (TestSidecar, LocalServer) {
+    let server = hook.serve().await;
+    let mut settings = hs_settings();
+    settings.authorization.mode = AuthorizationMode::Webhook;
+    let mut webhook = WebhookAuthorization::new(format!("http://{}/authorize", server.addr));
+    webhook.timeout_ms = timeout_ms;
+    webhook.cache_ttl_seconds = cache_ttl_seconds;
+    settings.authorization.webhook = Some(webhook);
+    (
+        TestSidecar::start_with(input(settings, hs_keys()), flags).await,
+        server,
+    )
+}
+
+/// In webhook mode the token needs no permission claim at all.
+fn caller() -> String {
+    hs_token(&caller_claims("alice", &[]))
+}
+
+#[tokio::test]
+async fn webhook_answers_map_to_the_spec() {
+    let hook = Webhook::default();
+    let (sidecar, _server) = with_webhook(&hook, 500, 0, &[]).await;
+    let (status, body) = sidecar
+        .post_token(Some(&caller()), json!({"roomId": "allow-1"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        hook.last_body.lock().unwrap().clone().unwrap(),
+        json!({"subject": "alice", "identity": "alice", "roomId": "allow-1", "permission": "JOIN_CHANNEL"})
+    );
+    assert_eq!(
+        sidecar
+            .post_token(Some(&caller()), json!({"roomId": "deny-1"}))
+            .await,
+        (
+            403,
+            nest(
+                403,
+                json!("Insufficient permissions. Required: JOIN_CHANNEL")
+            )
+        )
+    );
+    assert_eq!(
+        sidecar
+            .post_token(Some(&caller()), json!({"roomId": "missing-64f7b1"}))
+            .await,
+        (
+            404,
+            nest(404, json!("Channel with ID missing-64f7b1 not found"))
+        )
+    );
+    let unavailable = nest(
+        503,
+        json!("Authorization service unavailable, please retry later"),
+    );
+    assert_eq!(
+        sidecar
+            .post_token(Some(&caller()), json!({"roomId": "broken-1"}))
+            .await,
+        (503, unavailable.clone())
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(
+        sidecar
+            .post_token(Some(&caller()), json!({"roomId": "slow-1"}))
+            .await,
+        (503, unavailable)
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1900),
+        "the webhook timeout bounds the wait"
+    );
+}
+
+#[tokio::test]
+async fn webhook_down_fails_closed() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut settings = hs_settings();
+    settings.authorization.mode = AuthorizationMode::Webhook;
+    settings.authorization.webhook = Some(WebhookAuthorization::new(format!(
+        "http://127.0.0.1:{port}/authorize"
+    )));
+    let sidecar = TestSidecar::start(input(settings, hs_keys())).await;
+    let (status, body) = sidecar
+        .post_token(Some(&caller()), json!({"roomId": "allow-1"}))
+        .await;
+    assert_eq!(status, 503, "{body}");
+}
+
+#[tokio::test]
+async fn answers_are_cached_per_caller_and_room() {
+    let hook = Webhook::default();
+    let (sidecar, _server) = with_webhook(&hook, 500, 30, &[]).await;
+    for _ in 0..3 {
+        assert_eq!(
+            sidecar
+                .post_token(Some(&caller()), json!({"roomId": "allow-a"}))
+                .await
+                .0,
+            200
+        );
+        assert_eq!(
+            sidecar
+                .post_token(Some(&caller()), json!({"roomId": "deny-a"}))
+                .await
+                .0,
+            403
+        );
+    }
+    assert_eq!(hook.calls(), 2);
+    let bob = hs_token(&caller_claims("bob", &[]));
+    assert_eq!(
+        sidecar
+            .post_token(Some(&bob), json!({"roomId": "allow-a"}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(hook.calls(), 3, "another caller is asked about separately");
+    // Failures are not cached: the next request asks again.
+    sidecar
+        .post_token(Some(&caller()), json!({"roomId": "broken-a"}))
+        .await;
+    sidecar
+        .post_token(Some(&caller()), json!({"roomId": "broken-a"}))
+        .await;
+    assert_eq!(hook.calls(), 5);
+}
+
+#[tokio::test]
+async fn excess_concurrency_is_refused_not_queued() {
+    let hook = Webhook::default();
+    let (sidecar, _server) = with_webhook(&hook, 2000, 0, &["--max-concurrency", "1"]).await;
+    let held = {
+        let client = sidecar.client.clone();
+        let url = format!("{}/api/livekit/token", sidecar.base);
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(caller())
+                .json(&json!({"roomId": "held-1"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        sidecar.get("/api/livekit/health", None).await,
+        (
+            503,
+            nest(503, json!("Too many requests in progress, please retry"))
+        )
+    );
+    assert_eq!(held.await.unwrap(), 200);
+    assert_eq!(sidecar.get("/api/livekit/health", None).await.0, 200);
+}
