@@ -17,3 +17,4 @@ pub mod reconcile;
 pub mod status;
 
 pub use crd::{LiveKitConfig, LiveKitConfigSpec, LiveKitConfigStatus};
+pub use error::{Error, Result};

@@ -426,14 +426,22 @@ async fn apply_failed(
 /// Retries failed reconciles with per-object exponential backoff and jitter; permanent errors wait
 /// for a change of the object.
 pub fn error_policy(config: Arc<LiveKitConfig>, error: &Error, ctx: Arc<Context>) -> Action {
-    let oref = ObjectRef::from_obj(config.as_ref());
+    match retry_delay(&config, error, &ctx) {
+        Some(delay) => Action::requeue(delay),
+        None => Action::await_change(),
+    }
+}
+
+/// The delay before retrying `config` after `error`, or `None` when retrying cannot help.
+pub fn retry_delay(config: &LiveKitConfig, error: &Error, ctx: &Context) -> Option<Duration> {
+    let oref = ObjectRef::from_obj(config);
     if !error.is_transient() {
         warn!(config = %oref, %error, "reconcile failed permanently");
-        return Action::await_change();
+        return None;
     }
     let delay = ctx.backoff.next(&oref);
     warn!(config = %oref, %error, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
+    Some(delay)
 }
 
 /// Runs the controller until `shutdown` resolves; reconciles in flight finish first.

@@ -1,3 +1,4 @@
 #![allow(dead_code)]
 pub mod configs;
+pub mod fake_api;
 pub mod schema;

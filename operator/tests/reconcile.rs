@@ -1,0 +1,481 @@
+//! The reconciler's API traffic, against a fake API server behind kube's mock service.
+
+mod common;
+
+use common::configs::*;
+use common::fake_api::{Call, FakeApi};
+use http::Method;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::runtime::controller::Action;
+use kube::runtime::events::Reporter;
+use livekit_contract::{keys, parse_keys_file};
+use livekit_operator::LiveKitConfig;
+use livekit_operator::reconcile::{self, Backoff, Context, RESYNC};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+struct Harness {
+    api: FakeApi,
+    ctx: Arc<Context>,
+    clock: Arc<Mutex<Timestamp>>,
+    name: String,
+}
+
+impl Harness {
+    fn new(name: &str, spec: &str) -> Self {
+        let api = FakeApi::default();
+        let config = config(name, spec);
+        api.put(
+            "livekitconfigs",
+            NS,
+            name,
+            serde_json::to_value(&config).unwrap(),
+        );
+        let clock = Arc::new(Mutex::new(
+            "2026-01-01T00:00:00Z".parse::<Timestamp>().unwrap(),
+        ));
+        let c = clock.clone();
+        let ctx = Context::with_clock(
+            api.client(),
+            Reporter {
+                controller: "livekit-operator".into(),
+                instance: None,
+            },
+            Backoff::new(Duration::from_secs(5), Duration::from_secs(300)),
+            move || *c.lock().unwrap(),
+        );
+        Self {
+            api,
+            ctx: Arc::new(ctx),
+            clock,
+            name: name.into(),
+        }
+    }
+
+    fn config(&self) -> LiveKitConfig {
+        serde_json::from_value(self.api.get("livekitconfigs", NS, &self.name).unwrap()).unwrap()
+    }
+
+    fn edit_config(&self, f: impl FnOnce(&mut Value)) {
+        let mut v = self.api.get("livekitconfigs", NS, &self.name).unwrap();
+        f(&mut v);
+        self.api.put("livekitconfigs", NS, &self.name, v);
+    }
+
+    fn put_secret(&self, s: Secret) {
+        let name = s.metadata.name.clone().unwrap();
+        let mut v = serde_json::to_value(&s).unwrap();
+        v["apiVersion"] = json!("v1");
+        v["kind"] = json!("Secret");
+        self.api.put("secrets", NS, &name, v);
+    }
+
+    async fn reconcile(&self) -> Result<Action, livekit_operator::Error> {
+        reconcile::reconcile(Arc::new(self.config()), self.ctx.clone()).await
+    }
+
+    fn owned_secret(&self) -> std::collections::BTreeMap<String, String> {
+        let s: Secret = serde_json::from_value(
+            self.api
+                .get("secrets", NS, &format!("{}-livekit", self.name))
+                .unwrap(),
+        )
+        .unwrap();
+        s.data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+            .collect()
+    }
+
+    fn status(&self) -> Value {
+        self.api.get("livekitconfigs", NS, &self.name).unwrap()["status"].clone()
+    }
+
+    fn advance(&self, d: SignedDuration) {
+        let mut t = self.clock.lock().unwrap();
+        *t += d;
+    }
+}
+
+fn writes(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.is_write())
+        .map(|c| format!("{} {}", c.method, c.path))
+        .collect()
+}
+
+fn events(calls: &[Call]) -> Vec<(String, String)> {
+    calls
+        .iter()
+        .filter(|c| c.method == Method::POST && c.path.ends_with("/events"))
+        .map(|c| {
+            (
+                c.body["type"].as_str().unwrap().to_owned(),
+                c.body["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn ready(status: &Value) -> (String, String) {
+    let c = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    (
+        c["status"].as_str().unwrap().into(),
+        c["reason"].as_str().unwrap().into(),
+    )
+}
+
+#[tokio::test]
+async fn first_reconcile_creates_both_objects_and_status_and_the_second_writes_nothing() {
+    let h = Harness::new("chat", SECRET_REF_SPEC);
+    h.put_secret(livekit_keys("APIsource00001", "source-secret"));
+
+    let action = h.reconcile().await.unwrap();
+    assert_eq!(action, Action::requeue(RESYNC));
+    let calls = h.api.take_calls();
+    assert_eq!(
+        writes(&calls),
+        [
+            "PATCH /api/v1/namespaces/apps/secrets/livekit-keys",
+            "PATCH /api/v1/namespaces/apps/secrets/chat-livekit",
+            "PATCH /api/v1/namespaces/apps/configmaps/chat-livekit",
+            "POST /apis/events.k8s.io/v1/namespaces/apps/events",
+            "PATCH /apis/livekit.kraken.dev/v1alpha1/namespaces/apps/livekitconfigs/chat/status",
+        ]
+    );
+    assert!(calls.iter().filter(|c| c.method == Method::PATCH).all(|c| {
+        c.query.contains("fieldManager=livekit-operator") && c.query.contains("force=true")
+    }));
+    assert_eq!(events(&calls), [("Normal".into(), "Created".into())]);
+    // The source Secret got the watch label, and only that.
+    let source = h.api.get("secrets", NS, "livekit-keys").unwrap();
+    assert_eq!(
+        source["metadata"]["labels"]["livekit.kraken.dev/source"],
+        "true"
+    );
+    assert!(source["data"]["api-key"].is_string());
+
+    let data = h.owned_secret();
+    assert_eq!(data[keys::API_KEY], "APIsource00001");
+    assert_eq!(data[keys::API_SECRET], "source-secret");
+    assert_eq!(parse_keys_file(&data[keys::KEYS_FILE]).unwrap().len(), 1);
+    let cm = h.api.get("configmaps", NS, "chat-livekit").unwrap();
+    livekit_contract::SidecarSettings::from_yaml(cm["data"][keys::SETTINGS].as_str().unwrap())
+        .unwrap();
+
+    let status = h.status();
+    assert_eq!(ready(&status), ("True".into(), "Reconciled".into()));
+    assert_eq!(status["observedGeneration"], 1);
+    assert_eq!(status["apiKey"], "APIsource00001");
+    assert_eq!(status["secretName"], "chat-livekit");
+    assert_eq!(status["configMapName"], "chat-livekit");
+    assert_eq!(status["configHash"].as_str().unwrap().len(), 16);
+    assert!(
+        !status.to_string().contains("source-secret"),
+        "status must never carry the secret"
+    );
+
+    // Second reconcile of the unchanged config: reads only.
+    h.advance(SignedDuration::from_mins(5));
+    let action = h.reconcile().await.unwrap();
+    assert_eq!(action, Action::requeue(RESYNC));
+    let calls = h.api.take_calls();
+    assert_eq!(writes(&calls), Vec::<String>::new(), "{calls:#?}");
+}
+
+#[tokio::test]
+async fn missing_source_secret_gives_ready_false_with_the_reason_and_an_event() {
+    let h = Harness::new("chat", SECRET_REF_SPEC);
+    let action = h.reconcile().await.unwrap();
+    assert_ne!(
+        action,
+        Action::await_change(),
+        "a missing Secret is retried"
+    );
+    let calls = h.api.take_calls();
+    assert_eq!(
+        writes(&calls),
+        [
+            "PATCH /apis/livekit.kraken.dev/v1alpha1/namespaces/apps/livekitconfigs/chat/status",
+            "POST /apis/events.k8s.io/v1/namespaces/apps/events",
+        ]
+    );
+    assert_eq!(
+        events(&calls),
+        [("Warning".into(), "SourceSecretNotFound".into())]
+    );
+    let status = h.status();
+    assert_eq!(
+        ready(&status),
+        ("False".into(), "SourceSecretNotFound".into())
+    );
+    assert!(
+        status["conditions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("livekit-keys")
+    );
+    assert!(h.api.get("secrets", NS, "chat-livekit").is_none());
+
+    // Still missing: no status write, no new Event.
+    h.reconcile().await.unwrap();
+    assert_eq!(writes(&h.api.take_calls()), Vec::<String>::new());
+
+    // It appears: Ready, and the transition is recorded.
+    h.put_secret(livekit_keys("APIsource00001", "source-secret"));
+    h.reconcile().await.unwrap();
+    assert_eq!(ready(&h.status()), ("True".into(), "Reconciled".into()));
+}
+
+#[tokio::test]
+async fn missing_source_key_is_reported() {
+    let h = Harness::new("chat", SECRET_REF_SPEC);
+    h.put_secret(secret("livekit-keys", &[("api-key", "APIk")]));
+    h.reconcile().await.unwrap();
+    let calls = h.api.take_calls();
+    assert_eq!(
+        events(&calls),
+        [("Warning".into(), "SourceKeyMissing".into())]
+    );
+    assert_eq!(
+        ready(&h.status()),
+        ("False".into(), "SourceKeyMissing".into())
+    );
+}
+
+#[tokio::test]
+async fn invalid_spec_is_reported_and_not_retried() {
+    let h = Harness::new("chat", SECRET_REF_SPEC);
+    h.put_secret(livekit_keys("APIk", "s"));
+    // What an API server without CEL support might let through.
+    h.edit_config(|v| v["spec"]["auth"]["algorithms"] = json!(["HS256", "RS256"]));
+    let action = h.reconcile().await.unwrap();
+    assert_eq!(action, Action::await_change());
+    assert_eq!(ready(&h.status()), ("False".into(), "InvalidSpec".into()));
+    assert!(h.api.get("secrets", NS, "chat-livekit").is_none());
+}
+
+#[tokio::test]
+async fn source_change_updates_the_owned_secret_and_keeps_the_old_key_for_the_grace_period() {
+    let h = Harness::new("chat", SECRET_REF_SPEC);
+    h.put_secret(livekit_keys("APIsource00001", "secret-1"));
+    h.reconcile().await.unwrap();
+    h.api.take_calls();
+
+    let mut changed = livekit_keys("APIsource00002", "secret-2");
+    changed.metadata.labels =
+        Some([("livekit.kraken.dev/source".to_string(), "true".to_string())].into());
+    h.put_secret(changed);
+    let action = h.reconcile().await.unwrap();
+    assert_eq!(
+        action,
+        Action::requeue(RESYNC.min(Duration::from_secs(86_401)))
+    );
+    let calls = h.api.take_calls();
+    assert_eq!(
+        writes(&calls),
+        [
+            "PATCH /api/v1/namespaces/apps/secrets/chat-livekit",
+            "POST /apis/events.k8s.io/v1/namespaces/apps/events",
+            "POST /apis/events.k8s.io/v1/namespaces/apps/events",
+            "PATCH /apis/livekit.kraken.dev/v1alpha1/namespaces/apps/livekitconfigs/chat/status",
+        ]
+    );
+    assert_eq!(
+        events(&calls),
+        [
+            ("Normal".into(), "Updated".into()),
+            ("Normal".into(), "KeyChanged".into())
+        ]
+    );
+    let data = h.owned_secret();
+    assert_eq!(data[keys::API_KEY], "APIsource00002");
+    let pairs = parse_keys_file(&data[keys::KEYS_FILE]).unwrap();
+    assert_eq!(pairs["APIsource00001"], "secret-1");
+    assert_eq!(pairs["APIsource00002"], "secret-2");
+    let status = h.status();
+    assert_eq!(status["apiKey"], "APIsource00002");
+    assert_eq!(status["previousApiKey"], "APIsource00001");
+}
+
+#[tokio::test]
+async fn rotation_keeps_the_old_key_for_the_grace_period_then_drops_it() {
+    let h = Harness::new("chat-dev", GENERATE_SPEC); // rotationGraceSeconds: 3600
+    h.put_secret(app_jwt());
+    h.reconcile().await.unwrap();
+    let first = h.owned_secret();
+    let old_key = first[keys::API_KEY].clone();
+    assert!(old_key.starts_with("API") && first[keys::API_SECRET].len() == 43);
+    // Generated credentials survive reconciles (and restarts: they live in the Secret).
+    h.reconcile().await.unwrap();
+    assert_eq!(h.owned_secret(), first);
+    h.api.take_calls();
+
+    h.edit_config(|v| v["metadata"]["annotations"] = json!({"livekit.kraken.dev/rotate": "r1"}));
+    let action = h.reconcile().await.unwrap();
+    assert_eq!(
+        action,
+        Action::requeue(RESYNC.min(Duration::from_secs(3601)))
+    );
+    let calls = h.api.take_calls();
+    assert!(
+        events(&calls).contains(&("Normal".into(), "Rotated".into())),
+        "{:?}",
+        events(&calls)
+    );
+    let rotated = h.owned_secret();
+    let new_key = rotated[keys::API_KEY].clone();
+    assert_ne!(new_key, old_key);
+    let pairs = parse_keys_file(&rotated[keys::KEYS_FILE]).unwrap();
+    assert_eq!(pairs[&old_key], first[keys::API_SECRET]);
+    assert_eq!(pairs[&new_key], rotated[keys::API_SECRET]);
+    let status = h.status();
+    assert_eq!(status["apiKey"], json!(new_key));
+    assert_eq!(status["previousApiKey"], json!(old_key));
+    assert_eq!(status["previousApiKeyExpiresAt"], "2026-01-01T01:00:00Z");
+
+    // Within the grace period nothing changes, and the same annotation does not rotate again.
+    h.advance(SignedDuration::from_mins(30));
+    h.reconcile().await.unwrap();
+    assert_eq!(writes(&h.api.take_calls()), Vec::<String>::new());
+    assert_eq!(h.owned_secret(), rotated);
+
+    // After it, the old key leaves keys.yaml.
+    h.advance(SignedDuration::from_mins(31));
+    assert_eq!(h.reconcile().await.unwrap(), Action::requeue(RESYNC));
+    let after = h.owned_secret();
+    assert_eq!(after[keys::API_KEY], new_key);
+    let pairs = parse_keys_file(&after[keys::KEYS_FILE]).unwrap();
+    assert_eq!(pairs.keys().collect::<Vec<_>>(), [&new_key]);
+    let owned = h.api.get("secrets", NS, "chat-dev-livekit").unwrap();
+    assert!(
+        owned["metadata"]["annotations"]
+            .get("livekit.kraken.dev/previous-key-expires-at")
+            .is_none()
+    );
+    assert!(h.status().get("previousApiKey").is_none());
+}
+
+#[tokio::test]
+async fn deleted_owned_object_is_recreated() {
+    let h = Harness::new("chat", SECRET_REF_SPEC);
+    h.put_secret(livekit_keys("APIk0000000001", "s"));
+    h.reconcile().await.unwrap();
+    let cm_before = h.api.get("configmaps", NS, "chat-livekit").unwrap();
+    h.api.take_calls();
+
+    h.api.delete("configmaps", NS, "chat-livekit");
+    h.reconcile().await.unwrap();
+    let calls = h.api.take_calls();
+    assert_eq!(
+        writes(&calls),
+        [
+            "PATCH /api/v1/namespaces/apps/configmaps/chat-livekit",
+            "POST /apis/events.k8s.io/v1/namespaces/apps/events",
+        ]
+    );
+    let cm_after = h.api.get("configmaps", NS, "chat-livekit").unwrap();
+    assert_eq!(cm_after["data"], cm_before["data"]);
+
+    // An edited owned Secret is repaired too.
+    let mut s = h.api.get("secrets", NS, "chat-livekit").unwrap();
+    s["data"]["api-secret"] = json!("ZWRpdGVk");
+    h.api.put("secrets", NS, "chat-livekit", s);
+    h.reconcile().await.unwrap();
+    assert_eq!(h.owned_secret()[keys::API_SECRET], "s");
+}
+
+#[tokio::test]
+async fn api_errors_back_off_exponentially_with_jitter_per_object() {
+    let h = Harness::new("chat", SECRET_REF_SPEC);
+    h.put_secret(livekit_keys("APIk0000000001", "s"));
+    h.api.fail(Method::GET, "/secrets/chat-livekit", 500, 4);
+    let mut delays = Vec::new();
+    for _ in 0..4 {
+        let err = h.reconcile().await.unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        delays.push(reconcile::retry_delay(&h.config(), &err, &h.ctx).unwrap());
+    }
+    for (i, d) in delays.iter().enumerate() {
+        let ceiling = Duration::from_secs(5 << i);
+        assert!(
+            *d >= ceiling / 2 && *d <= ceiling,
+            "attempt {}: {d:?} not in [{:?}, {ceiling:?}]",
+            i + 1,
+            ceiling / 2
+        );
+    }
+    // The next success resets the backoff.
+    h.reconcile().await.unwrap();
+    let oref = kube::runtime::reflector::ObjectRef::from_obj(&h.config());
+    assert_eq!(h.ctx.backoff.failures(&oref), 0);
+    // Another object's failures are its own.
+    let other = config("other", SECRET_REF_SPEC);
+    let err = livekit_operator::Error::Kube(kube::Error::Api(Box::new(
+        kube::core::Status::failure("boom", "InternalError").with_code(500),
+    )));
+    let d = reconcile::retry_delay(&other, &err, &h.ctx).unwrap();
+    assert!(d <= Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_failed_apply_reports_apply_failed_and_is_retried() {
+    let h = Harness::new("chat", SECRET_REF_SPEC);
+    h.put_secret(livekit_keys("APIk0000000001", "s"));
+    h.api
+        .fail(Method::PATCH, "/configmaps/chat-livekit", 500, 1);
+    let err = h.reconcile().await.unwrap_err();
+    assert!(err.is_transient());
+    assert_eq!(ready(&h.status()), ("False".into(), "ApplyFailed".into()));
+    assert!(events(&h.api.take_calls()).contains(&("Warning".into(), "ApplyFailed".into())));
+    h.reconcile().await.unwrap();
+    assert_eq!(ready(&h.status()), ("True".into(), "Reconciled".into()));
+}
+
+#[test]
+fn backoff_ceiling_doubles_and_caps() {
+    let b = Backoff::new(Duration::from_secs(5), Duration::from_secs(300));
+    let got: Vec<u64> = (1..=9).map(|n| b.ceiling(n).as_secs()).collect();
+    assert_eq!(got, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+    assert_eq!(
+        Backoff::with_jitter(Duration::from_secs(10), 0.0),
+        Duration::from_secs(5)
+    );
+    assert_eq!(
+        Backoff::with_jitter(Duration::from_secs(10), 1.0),
+        Duration::from_secs(10)
+    );
+}
+
+#[test]
+fn source_secret_events_map_back_to_the_configs_that_read_them() {
+    let a = config("a", SECRET_REF_SPEC);
+    let b = config("b", GENERATE_SPEC);
+    assert!(livekit_operator::desired::references_secret(
+        &a,
+        NS,
+        "livekit-keys"
+    ));
+    assert!(!livekit_operator::desired::references_secret(
+        &a,
+        "elsewhere",
+        "livekit-keys"
+    ));
+    assert!(!livekit_operator::desired::references_secret(
+        &b,
+        NS,
+        "livekit-keys"
+    ));
+    assert!(livekit_operator::desired::references_secret(
+        &b, NS, "app-jwt"
+    ));
+}
