@@ -30,6 +30,11 @@ cargo fmt --all --check || fail "code is not formatted: run 'cargo fmt --all'"
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings || fail "clippy reported warnings (see above)"
 
+# tests/tests/sidecar_process.rs runs the real binary from target/<profile>/; nextest does not build
+# another package's binaries, so build it here (the same profile as the tests).
+step "cargo build -p livekit-sidecar --bins"
+cargo build -p livekit-sidecar --bins || fail "the livekit-sidecar binary does not build"
+
 step "cargo nextest run --workspace --no-fail-fast (profile ${NEXTEST_PROFILE:-default})"
 cargo nextest run --workspace --no-fail-fast || fail "tests failed (see the summary above)"
 

@@ -1,3 +1,5 @@
 //! Shared helpers for the cross-component tests.
 
+pub mod sidecar;
 pub mod verifiers;
+pub mod webhook;
