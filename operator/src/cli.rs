@@ -215,3 +215,32 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     info!("stopped");
     Ok(code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_parse() {
+        Args::command().debug_assert();
+        let a = Args::try_parse_from(["livekit-operator"]).unwrap();
+        assert!(a.leader_elect);
+        assert_eq!(a.metrics_addr.port(), 8080);
+        assert_eq!(a.namespace, None);
+        let a = Args::try_parse_from([
+            "livekit-operator",
+            "--namespace",
+            "apps",
+            "--leader-elect=false",
+            "--metrics-addr",
+            "127.0.0.1:9000",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        assert!(!a.leader_elect);
+        assert_eq!(a.namespace.as_deref(), Some("apps"));
+        assert_eq!(a.log_format, LogFormat::Json);
+    }
+}

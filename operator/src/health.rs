@@ -75,3 +75,67 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    async fn get(health: &Health, path: &str) -> StatusCode {
+        router(health.clone())
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+            .status()
+    }
+
+    #[tokio::test]
+    async fn probes_follow_the_phase() {
+        let h = Health::default();
+        assert_eq!(get(&h, "/livez").await, StatusCode::OK);
+        assert_eq!(get(&h, "/readyz").await, StatusCode::SERVICE_UNAVAILABLE);
+        for (phase, want) in [
+            (Phase::Standby, StatusCode::OK),
+            (Phase::Leading, StatusCode::OK),
+            (Phase::ShuttingDown, StatusCode::SERVICE_UNAVAILABLE),
+        ] {
+            h.set(phase);
+            assert_eq!(get(&h, "/readyz").await, want, "{phase:?}");
+            assert_eq!(get(&h, "/livez").await, StatusCode::OK);
+        }
+        assert_eq!(get(&h, "/nope").await, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn serves_on_loopback_and_shuts_down_gracefully() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(addr, Health::default(), async {
+            let _ = rx.await;
+        }));
+        let mut stream = loop {
+            match tokio::net::TcpStream::connect(addr).await {
+                Ok(s) => break s,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        };
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        stream.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        tx.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), server)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}

@@ -479,3 +479,68 @@ fn source_secret_events_map_back_to_the_configs_that_read_them() {
         &b, NS, "app-jwt"
     ));
 }
+
+#[tokio::test]
+async fn the_controller_watches_by_label_only_and_reconciles_what_it_lists() {
+    let h = Harness::new("chat", SECRET_REF_SPEC);
+    h.put_secret(livekit_keys("APIk0000000001", "s"));
+    h.put_secret(secret("unrelated", &[("password", "hunter2")]));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(reconcile::run(h.ctx.clone(), Some(NS.into()), async {
+        let _ = rx.await;
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while h
+        .api
+        .get("livekitconfigs", NS, "chat")
+        .unwrap()
+        .get("status")
+        .is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no reconcile: {:#?}",
+            h.api.calls()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ready(&h.status()), ("True".into(), "Reconciled".into()));
+
+    let calls = h.api.calls();
+    let secret_lists: Vec<&Call> = calls
+        .iter()
+        .filter(|c| c.method == Method::GET && c.path == "/api/v1/namespaces/apps/secrets")
+        .collect();
+    assert!(!secret_lists.is_empty());
+    for c in &secret_lists {
+        assert!(
+            c.query.contains("labelSelector="),
+            "unselected Secret list/watch: {}",
+            c.query
+        );
+    }
+    let selectors: std::collections::BTreeSet<String> = secret_lists
+        .iter()
+        .map(|c| {
+            c.query
+                .split('&')
+                .find(|kv| kv.starts_with("labelSelector="))
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        selectors.len(),
+        2,
+        "owned and source selectors: {selectors:?}"
+    );
+    assert!(
+        calls.iter().all(|c| !c.path.contains("/secrets/unrelated")),
+        "the operator never reads Secrets it was not pointed at"
+    );
+}

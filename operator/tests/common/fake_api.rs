@@ -70,6 +70,44 @@ fn ok(value: &Value) -> Response<Body> {
         .unwrap()
 }
 
+fn ok_empty() -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(Body::from(Vec::new()))
+        .unwrap()
+}
+
+/// `(namespace, kind)` of a collection path.
+fn collection<'a>(segs: &[&'a str]) -> Option<(Option<&'a str>, &'a str)> {
+    match segs {
+        ["api", "v1", kind] | ["apis", _, _, kind] => Some((None, kind)),
+        ["api", "v1", "namespaces", ns, kind] | ["apis", _, _, "namespaces", ns, kind] => {
+            Some((Some(ns), kind))
+        }
+        _ => None,
+    }
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| {
+            v.replace("%3D", "=")
+                .replace("%2F", "/")
+                .replace("%2C", ",")
+        })
+    })
+}
+
+/// Equality selectors only (`a=b,c=d`), which is all the operator uses.
+fn matches_selector(obj: &Value, selector: &str) -> bool {
+    selector.split(',').all(|term| {
+        let (k, v) = term.split_once('=').unwrap();
+        obj["metadata"]["labels"][k] == json!(v)
+    })
+}
+
 impl FakeApi {
     /// A kube Client whose every request this fake answers (on a spawned task).
     pub fn client(&self) -> Client {
@@ -152,6 +190,33 @@ impl FakeApi {
             return status(f.code, "InternalError", "injected failure");
         }
         let segs: Vec<&str> = call.path.trim_matches('/').split('/').collect();
+        if call.method == Method::GET {
+            if let Some((ns, kind)) = collection(&segs) {
+                if call.query.contains("watch=true") {
+                    // A watch that ends at once; the watcher re-lists later.
+                    return ok_empty();
+                }
+                let selector = query_param(&call.query, "labelSelector");
+                let items: Vec<Value> = st
+                    .objects
+                    .iter()
+                    .filter(|(k, _)| {
+                        let mut p = k.splitn(3, '/');
+                        p.next() == Some(kind) && ns.is_none_or(|ns| p.next() == Some(ns))
+                    })
+                    .map(|(_, v)| v.clone())
+                    .filter(|v| {
+                        selector
+                            .as_deref()
+                            .is_none_or(|sel| matches_selector(v, sel))
+                    })
+                    .collect();
+                let rv = st.rv.to_string();
+                return ok(
+                    &json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": rv}, "items": items}),
+                );
+            }
+        }
         match (&call.method, segs.as_slice()) {
             (&Method::POST, ["apis", "events.k8s.io", "v1", "namespaces", _ns, "events"]) => {
                 ok(&body)
