@@ -190,32 +190,32 @@ impl FakeApi {
             return status(f.code, "InternalError", "injected failure");
         }
         let segs: Vec<&str> = call.path.trim_matches('/').split('/').collect();
-        if call.method == Method::GET {
-            if let Some((ns, kind)) = collection(&segs) {
-                if call.query.contains("watch=true") {
-                    // A watch that ends at once; the watcher re-lists later.
-                    return ok_empty();
-                }
-                let selector = query_param(&call.query, "labelSelector");
-                let items: Vec<Value> = st
-                    .objects
-                    .iter()
-                    .filter(|(k, _)| {
-                        let mut p = k.splitn(3, '/');
-                        p.next() == Some(kind) && ns.is_none_or(|ns| p.next() == Some(ns))
-                    })
-                    .map(|(_, v)| v.clone())
-                    .filter(|v| {
-                        selector
-                            .as_deref()
-                            .is_none_or(|sel| matches_selector(v, sel))
-                    })
-                    .collect();
-                let rv = st.rv.to_string();
-                return ok(
-                    &json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": rv}, "items": items}),
-                );
+        if call.method == Method::GET
+            && let Some((ns, kind)) = collection(&segs)
+        {
+            if call.query.contains("watch=true") {
+                // A watch that ends at once; the watcher re-lists later.
+                return ok_empty();
             }
+            let selector = query_param(&call.query, "labelSelector");
+            let items: Vec<Value> = st
+                .objects
+                .iter()
+                .filter(|(k, _)| {
+                    let mut p = k.splitn(3, '/');
+                    p.next() == Some(kind) && ns.is_none_or(|ns| p.next() == Some(ns))
+                })
+                .map(|(_, v)| v.clone())
+                .filter(|v| {
+                    selector
+                        .as_deref()
+                        .is_none_or(|sel| matches_selector(v, sel))
+                })
+                .collect();
+            let rv = st.rv.to_string();
+            return ok(
+                &json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": rv}, "items": items}),
+            );
         }
         match (&call.method, segs.as_slice()) {
             (&Method::POST, ["apis", "events.k8s.io", "v1", "namespaces", _ns, "events"]) => {
