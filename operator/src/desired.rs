@@ -39,6 +39,10 @@ pub const OWNED_SECRET_KEYS: [&str; 5] = [
     keys::CALLER_PUBLIC_KEYS,
 ];
 
+/// The sidecar refuses HMAC caller secrets shorter than this (after trimming); checked here too so
+/// that status never says Ready for a Secret the sidecar would reject.
+pub const MIN_HMAC_SECRET_BYTES: usize = 32;
+
 /// Name of the owned Secret and ConfigMap.
 pub fn owned_name(config_name: &str) -> String {
     format!("{config_name}-livekit")
@@ -265,6 +269,15 @@ pub fn desired(config: &LiveKitConfig, inputs: &Inputs) -> Result<Desired, Probl
             .ok_or_else(|| source_missing(&r.name))?;
         if let Some(key) = &r.hs_secret_key {
             let v = secret_value(src, key).ok_or_else(|| key_missing(&r.name, key))?;
+            if settings.auth.uses_hmac() && v.trim().len() < MIN_HMAC_SECRET_BYTES {
+                return Err(Problem::new(
+                    Reason::InvalidSpec,
+                    format!(
+                        "Secret {:?} key {key:?} is shorter than {MIN_HMAC_SECRET_BYTES} bytes, which the sidecar requires of an HMAC secret",
+                        r.name
+                    ),
+                ));
+            }
             caller_data.insert(keys::CALLER_HS_SECRET, v);
         }
         if let Some(key) = &r.public_keys_key {

@@ -111,6 +111,17 @@ fn problems_table() {
             "\"hs-secret\"",
         ),
         (
+            "HMAC secret too short for the sidecar",
+            GENERATE_SPEC,
+            inputs(
+                None,
+                Some(secret("app-jwt", &[("hs-secret", "short")])),
+                None,
+            ),
+            Reason::InvalidSpec,
+            "shorter than 32 bytes",
+        ),
+        (
             "PEM key holds no PEM",
             PEM_SPEC,
             inputs(
