@@ -119,6 +119,19 @@ pub enum KeyMaterialError {
     NoUsablePem,
 }
 
+impl KeyMaterialError {
+    /// The Secret key (file) the problem is in; the environment source maps it to its variable.
+    pub fn field(&self) -> &'static str {
+        use livekit_contract::keys;
+        match self {
+            Self::MissingHmacSecret | Self::ShortHmacSecret => keys::CALLER_HS_SECRET,
+            Self::MissingPublicKeys | Self::BadPem(_) | Self::NoUsablePem => {
+                keys::CALLER_PUBLIC_KEYS
+            }
+        }
+    }
+}
+
 /// Verifies caller tokens for one configuration snapshot.
 pub struct CallerVerifier {
     /// One prepared validation per allowed algorithm.

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, JOIN_CHANNEL};
+use crate::metrics::Metrics;
 
 /// Most answers the webhook cache keeps; when full, expired entries go first, then everything.
 pub const MAX_CACHE_ENTRIES: usize = 10_000;
@@ -31,6 +32,13 @@ impl Decision {
             Self::ChannelNotFound => Err(ApiError::ChannelNotFound(room_id.to_owned())),
         }
     }
+}
+
+/// Why the webhook gave no answer; either way the request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFailure {
+    Timeout,
+    Error,
 }
 
 pub enum Authorizer {
@@ -61,10 +69,18 @@ impl Authorizer {
         })
     }
 
-    pub async fn authorize(&self, caller: &Caller, room_id: &str) -> Result<(), ApiError> {
+    pub async fn authorize(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+        metrics: &Metrics,
+    ) -> Result<(), ApiError> {
         match self {
             Self::Claims { claim } => claims_decision(caller, claim, room_id).into_result(room_id),
-            Self::Webhook(webhook) => webhook.decide(caller, room_id).await?.into_result(room_id),
+            Self::Webhook(webhook) => webhook
+                .decide(caller, room_id, metrics)
+                .await?
+                .into_result(room_id),
         }
     }
 }
@@ -122,12 +138,32 @@ impl WebhookAuthorizer {
         }
     }
 
-    pub async fn decide(&self, caller: &Caller, room_id: &str) -> Result<Decision, ApiError> {
+    pub async fn decide(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+        metrics: &Metrics,
+    ) -> Result<Decision, ApiError> {
         let key = (caller.subject.clone(), room_id.to_owned());
         if let Some(decision) = self.cached(&key) {
             return Ok(decision);
         }
-        let decision = self.ask(caller, room_id).await?;
+        let started = std::time::Instant::now();
+        let result = self.ask(caller, room_id).await;
+        metrics
+            .webhook_duration
+            .observe(started.elapsed().as_secs_f64());
+        let outcome = match &result {
+            Ok(Decision::Allow) => "allow",
+            Ok(Decision::Deny) => "deny",
+            Ok(Decision::ChannelNotFound) => "not_found",
+            Err(WebhookFailure::Timeout) => "timeout",
+            Err(WebhookFailure::Error) => "error",
+        };
+        metrics.webhook_requests.with_label_values(&[outcome]).inc();
+        let decision = result.map_err(|_| {
+            ApiError::Unavailable("Authorization service unavailable, please retry later".into())
+        })?;
         self.remember(key, decision);
         Ok(decision)
     }
@@ -155,15 +191,12 @@ impl WebhookAuthorizer {
         cache.insert(key, (decision, Instant::now()));
     }
 
-    async fn ask(&self, caller: &Caller, room_id: &str) -> Result<Decision, ApiError> {
+    async fn ask(&self, caller: &Caller, room_id: &str) -> Result<Decision, WebhookFailure> {
         let body = WebhookRequest {
             subject: &caller.subject,
             identity: &caller.identity,
             room_id,
             permission: JOIN_CHANNEL,
-        };
-        let unavailable = || {
-            ApiError::Unavailable("Authorization service unavailable, please retry later".into())
         };
         let sent = tokio::time::timeout(
             self.timeout,
@@ -173,15 +206,20 @@ impl WebhookAuthorizer {
         let response = match sent {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => {
+                let failure = if error.is_timeout() {
+                    WebhookFailure::Timeout
+                } else {
+                    WebhookFailure::Error
+                };
                 tracing::warn!(error = %error.without_url(), "authorization webhook failed");
-                return Err(unavailable());
+                return Err(failure);
             }
             Err(_) => {
                 tracing::warn!(
                     timeout_ms = self.timeout.as_millis() as u64,
                     "authorization webhook timed out"
                 );
-                return Err(unavailable());
+                return Err(WebhookFailure::Timeout);
             }
         };
         match response.status().as_u16() {
@@ -190,7 +228,7 @@ impl WebhookAuthorizer {
             404 => Ok(Decision::ChannelNotFound),
             status => {
                 tracing::warn!(status, "authorization webhook answered unexpectedly");
-                Err(unavailable())
+                Err(WebhookFailure::Error)
             }
         }
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::probe::ProbeSettings;
 use crate::routes::Limits;
 use crate::server::ConnectionLimits;
 
@@ -70,6 +71,22 @@ pub struct ServeArgs {
     pub shutdown_grace_seconds: u64,
     #[arg(long, env = "SIDECAR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// How often the LiveKit server is probed, in seconds; 0 turns probing off.
+    #[arg(
+        long,
+        env = "SIDECAR_LIVEKIT_PROBE_INTERVAL_SECONDS",
+        default_value_t = 10
+    )]
+    pub livekit_probe_interval_seconds: u64,
+    /// Bound on one probe of the LiveKit server, in milliseconds.
+    #[arg(long, env = "SIDECAR_LIVEKIT_PROBE_TIMEOUT_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub livekit_probe_timeout_ms: u64,
+    /// Whether an unreachable LiveKit server makes health `unhealthy` and /readyz fail.
+    #[arg(long, env = "SIDECAR_UNREACHABLE_IS_UNHEALTHY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub unreachable_is_unhealthy: bool,
+    /// How often the config directory is re-checked in case a file event was missed, in seconds.
+    #[arg(long, env = "SIDECAR_RELOAD_CHECK_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub reload_check_seconds: u64,
 }
 
 impl ServeArgs {
@@ -80,6 +97,14 @@ impl ServeArgs {
             body_timeout,
             request_timeout: body_timeout + Duration::from_secs(20),
             max_concurrency: self.max_concurrency as usize,
+        }
+    }
+
+    pub fn probe_settings(&self) -> ProbeSettings {
+        ProbeSettings {
+            interval: Duration::from_secs(self.livekit_probe_interval_seconds),
+            timeout: Duration::from_millis(self.livekit_probe_timeout_ms),
+            unreachable_is_unhealthy: self.unreachable_is_unhealthy,
         }
     }
 

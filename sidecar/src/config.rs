@@ -3,7 +3,9 @@
 //! requests read through an atomic pointer. Loading is a pure function of its source so that hot reload
 //! can call it again and keep the last good snapshot when it fails.
 
+use std::collections::hash_map::DefaultHasher;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -48,8 +50,12 @@ pub enum ConfigError {
     Field { field: String, message: String },
     #[error(transparent)]
     Settings(#[from] InvalidSettings),
-    #[error("caller authentication: {0}")]
-    KeyMaterial(#[from] KeyMaterialError),
+    /// Caller key material, named by the file or variable it came from.
+    #[error("{field}: {error}")]
+    KeyMaterial {
+        field: String,
+        error: KeyMaterialError,
+    },
 }
 
 fn field_error(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -91,6 +97,9 @@ pub struct ConfigInput {
     /// `None` when the source holds no LiveKit credentials at all: the sidecar runs unconfigured.
     pub configured: Option<(SidecarSettings, Credentials)>,
     pub caller_keys: CallerKeyMaterial,
+    /// For a directory source: the [`fingerprint`] taken before the files were read, so a change
+    /// made during the read is seen as a change afterwards.
+    pub fingerprint: Option<u64>,
 }
 
 impl fmt::Debug for CallerKeyMaterial {
@@ -106,6 +115,7 @@ impl fmt::Debug for CallerKeyMaterial {
 pub struct Snapshot {
     pub source: Source,
     pub service: Option<Service>,
+    pub fingerprint: Option<u64>,
 }
 
 /// The parts of a configured snapshot.
@@ -123,6 +133,7 @@ impl Snapshot {
             return Ok(Self {
                 source: input.source,
                 service: None,
+                fingerprint: input.fingerprint,
             });
         };
         settings.validate()?;
@@ -135,12 +146,24 @@ impl Snapshot {
             Some(url) => Some(reuse_or_new_jwks(url, previous)?),
             None => None,
         };
-        let verifier = CallerVerifier::new(&settings.auth, &input.caller_keys, jwks)?;
+        let verifier =
+            CallerVerifier::new(&settings.auth, &input.caller_keys, jwks).map_err(|error| {
+                let file = error.field();
+                let field = match input.source {
+                    Source::Env => ENV_VARS
+                        .iter()
+                        .find(|(_, f)| *f == file)
+                        .map_or(file.to_owned(), |(var, _)| (*var).to_owned()),
+                    _ => file.to_owned(),
+                };
+                ConfigError::KeyMaterial { field, error }
+            })?;
         let authorizer = Authorizer::new(&settings.authorization)
             .map_err(|e| field_error("authorization.webhook.url", e.to_string()))?;
         let signer = LiveKitSigner::new(credentials.api_key, &credentials.api_secret);
         Ok(Self {
             source: input.source,
+            fingerprint: input.fingerprint,
             service: Some(Service {
                 settings,
                 signer,
@@ -182,12 +205,17 @@ fn check_api_key(key: &str) -> Result<(), ConfigError> {
 
 /// Reads the directory the operator's Secret and ConfigMap are mounted at (one file per key).
 pub fn load_dir(dir: &Path) -> Result<ConfigInput, ConfigError> {
+    let source_dir = dir;
+    let fingerprint = fingerprint(dir);
     if !dir.is_dir() {
         return Err(ConfigError::Read {
             path: dir.to_owned(),
             message: "not a directory".into(),
         });
     }
+    // Read every file from one resolved `..data` target, so a kubelet swap in the middle of the reads
+    // cannot pair an old API key with a new secret.
+    let dir = &resolve_data_dir(dir);
     let settings_text = read_optional(dir, keys::SETTINGS)?;
     let api_key = read_optional(dir, keys::API_KEY)?.map(trimmed);
     let api_secret = read_optional(dir, keys::API_SECRET)?.map(trimmed);
@@ -214,10 +242,34 @@ pub fn load_dir(dir: &Path) -> Result<ConfigInput, ConfigError> {
         (_, None) => None,
     };
     Ok(ConfigInput {
-        source: Source::Dir(dir.to_owned()),
+        source: Source::Dir(source_dir.to_owned()),
         configured,
         caller_keys,
+        fingerprint: Some(fingerprint),
     })
+}
+
+/// A hash of everything a directory source would load, so unchanged files cost no rebuild.
+pub fn fingerprint(dir: &Path) -> u64 {
+    let base = resolve_data_dir(dir);
+    let mut hasher = DefaultHasher::new();
+    base.hash(&mut hasher);
+    for name in [
+        keys::SETTINGS,
+        keys::API_KEY,
+        keys::API_SECRET,
+        keys::CALLER_HS_SECRET,
+        keys::CALLER_PUBLIC_KEYS,
+    ] {
+        name.hash(&mut hasher);
+        std::fs::read(base.join(name)).ok().hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+/// The directory the kubelet's `..data` symlink points at, or `dir` itself when there is none.
+pub fn resolve_data_dir(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir.join("..data")).unwrap_or_else(|_| dir.to_owned())
 }
 
 fn trimmed(text: String) -> String {
@@ -310,36 +362,8 @@ pub fn load_env(lookup: impl Fn(&str) -> Option<String>) -> Result<ConfigInput, 
     };
     let source = Source::Env;
 
-    let (api_key, api_secret) = match (get("LIVEKIT_API_KEY"), get("LIVEKIT_API_SECRET")) {
-        (None, None) => {
-            return Ok(ConfigInput {
-                source,
-                configured: None,
-                caller_keys,
-            });
-        }
-        (Some(key), Some(secret)) => (trimmed(key), Secret::new(trimmed(secret))),
-        (Some(_), None) => {
-            return Err(field_error(
-                "LIVEKIT_API_SECRET",
-                "is not set but LIVEKIT_API_KEY is",
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(field_error(
-                "LIVEKIT_API_KEY",
-                "is not set but LIVEKIT_API_SECRET is",
-            ));
-        }
-    };
-    let server_url = get("LIVEKIT_SERVER_URL").ok_or_else(|| {
-        field_error(
-            "LIVEKIT_SERVER_URL",
-            "is required when LiveKit credentials are set",
-        )
-    })?;
-
-    let mut s = SidecarSettings::new(server_url.trim());
+    // Every variable is parsed, even without credentials, so a typo is reported at once.
+    let mut s = SidecarSettings::new(get("LIVEKIT_SERVER_URL").unwrap_or_default().trim());
     s.region = get("LIVEKIT_REGION").map(|r| r.trim().to_owned());
     if let Some(v) = get("LIVEKIT_DEFAULT_TOKEN_TTL") {
         s.token.default_ttl_seconds = parse_number("LIVEKIT_DEFAULT_TOKEN_TTL", &v)?;
@@ -420,6 +444,35 @@ pub fn load_env(lookup: impl Fn(&str) -> Option<String>) -> Result<ConfigInput, 
         s.authorization.webhook = Some(webhook);
     }
 
+    let (api_key, api_secret) = match (get("LIVEKIT_API_KEY"), get("LIVEKIT_API_SECRET")) {
+        (None, None) => {
+            return Ok(ConfigInput {
+                source,
+                configured: None,
+                caller_keys,
+                fingerprint: None,
+            });
+        }
+        (Some(key), Some(secret)) => (trimmed(key), Secret::new(trimmed(secret))),
+        (Some(_), None) => {
+            return Err(field_error(
+                "LIVEKIT_API_SECRET",
+                "is not set but LIVEKIT_API_KEY is",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(field_error(
+                "LIVEKIT_API_KEY",
+                "is not set but LIVEKIT_API_SECRET is",
+            ));
+        }
+    };
+    if get("LIVEKIT_SERVER_URL").is_none() {
+        return Err(field_error(
+            "LIVEKIT_SERVER_URL",
+            "is required when LiveKit credentials are set",
+        ));
+    }
     s.validate().map_err(name_env_vars)?;
     Ok(ConfigInput {
         source,
@@ -431,6 +484,7 @@ pub fn load_env(lookup: impl Fn(&str) -> Option<String>) -> Result<ConfigInput, 
             },
         )),
         caller_keys,
+        fingerprint: None,
     })
 }
 
@@ -523,6 +577,7 @@ pub mod dev {
                 hmac_secret: Some(Secret::new(CALLER_SECRET)),
                 public_keys_pem: None,
             },
+            fingerprint: None,
         }
     }
 }
@@ -550,6 +605,15 @@ mod tests {
             ("SIDECAR_AUTH_ALGORITHMS", "HS256"),
             ("SIDECAR_AUTH_HS_SECRET", HS),
         ]
+    }
+
+    #[test]
+    fn typos_are_reported_even_without_credentials() {
+        let err = load_env(env(&[("LIVEKIT_DEFAULT_TOKEN_TTL", "abc")])).unwrap_err();
+        assert!(
+            err.to_string().contains("LIVEKIT_DEFAULT_TOKEN_TTL"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -671,9 +735,16 @@ mod tests {
         let err = Snapshot::build(load_env(env(&vars)).unwrap(), None)
             .err()
             .unwrap();
+        assert!(
+            err.to_string().starts_with("SIDECAR_AUTH_HS_SECRET: "),
+            "{err}"
+        );
         assert!(matches!(
             err,
-            ConfigError::KeyMaterial(KeyMaterialError::MissingHmacSecret)
+            ConfigError::KeyMaterial {
+                error: KeyMaterialError::MissingHmacSecret,
+                ..
+            }
         ));
 
         let mut short = base_env();
@@ -684,7 +755,10 @@ mod tests {
             .unwrap();
         assert!(matches!(
             err,
-            ConfigError::KeyMaterial(KeyMaterialError::ShortHmacSecret)
+            ConfigError::KeyMaterial {
+                error: KeyMaterialError::ShortHmacSecret,
+                ..
+            }
         ));
 
         let mut rs = base_env();
@@ -695,7 +769,10 @@ mod tests {
             .unwrap();
         assert!(matches!(
             err,
-            ConfigError::KeyMaterial(KeyMaterialError::MissingPublicKeys)
+            ConfigError::KeyMaterial {
+                error: KeyMaterialError::MissingPublicKeys,
+                ..
+            }
         ));
     }
 

@@ -71,6 +71,25 @@ impl ApiError {
         }
     }
 
+    /// The label of [`crate::metrics::TOKEN_OUTCOMES`] a token request that failed this way counts under.
+    pub fn token_outcome(&self) -> &'static str {
+        match self {
+            Self::Validation(_)
+            | Self::BadRequest(_)
+            | Self::RequestTimeout
+            | Self::PayloadTooLarge { .. }
+            | Self::UnsupportedMediaType => "invalid_request",
+            Self::Unauthorized(_) => "unauthenticated",
+            Self::Forbidden(_) => "forbidden",
+            Self::ChannelNotFound(_) => "not_found",
+            Self::Unavailable(_) => "unavailable",
+            Self::NotConfigured => "not_configured",
+            Self::RouteNotFound { .. } | Self::MethodNotAllowed { .. } | Self::Internal(_) => {
+                "error"
+            }
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Validation(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,

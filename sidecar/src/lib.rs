@@ -3,7 +3,8 @@
 //!
 //! Modules by concern: [`config`] (sources and the immutable snapshot), [`auth`] and [`jwks`] (caller
 //! authentication), [`authz`] (JOIN_CHANNEL), [`validation`] and [`token`] (pure request → claims),
-//! [`routes`] (HTTP), [`server`] (listeners and shutdown), [`error`] (NestJS-style errors).
+//! [`routes`] (HTTP), [`server`] (listeners and shutdown), [`error`] (NestJS-style errors),
+//! [`reload`] (hot reload), [`probe`] (LiveKit reachability), [`metrics`] (Prometheus).
 
 pub mod auth;
 pub mod authz;
@@ -12,6 +13,9 @@ pub mod config;
 pub mod dev;
 pub mod error;
 pub mod jwks;
+pub mod metrics;
+pub mod probe;
+pub mod reload;
 pub mod routes;
 pub mod server;
 pub mod token;
@@ -121,7 +125,14 @@ pub async fn serve_snapshot(
         .local_addr()
         .expect("bound socket has an address");
 
-    let state = AppState::new(snapshot, args.request_limits());
+    let state = AppState::new(snapshot, args.request_limits(), args.probe_settings());
+    probe::spawn(state.clone(), args.probe_settings(), shutdown.clone());
+    reload::spawn(
+        state.clone(),
+        args.clone(),
+        std::time::Duration::from_secs(args.reload_check_seconds),
+        shutdown.clone(),
+    );
     let limits = args.connection_limits();
     let api = server::serve(
         api_listener,

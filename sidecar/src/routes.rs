@@ -5,12 +5,12 @@
 //! authorization (403/404/503), and only then signing.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use axum::Json;
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +26,8 @@ use tower_http::trace::TraceLayer;
 use crate::auth::{AuthFailure, Caller, VerifyError};
 use crate::config::{Service, Snapshot};
 use crate::error::{ApiError, error_response};
+use crate::metrics::Metrics;
+use crate::probe::{ProbeSettings, Reachability, ReachabilityCell};
 use crate::token::{claims_for, iso8601_millis, resolve_identity};
 use crate::validation::validate_token_request;
 
@@ -52,21 +54,30 @@ impl Default for Limits {
     }
 }
 
-/// What every handler shares: the current configuration snapshot and the limits.
+/// What every handler shares: the current configuration snapshot, limits, metrics and reachability.
 #[derive(Clone)]
 pub struct AppState {
     config: Arc<ArcSwap<Snapshot>>,
     limits: Arc<Limits>,
     in_flight: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    reachability: Arc<ReachabilityCell>,
+    probe: Arc<ProbeSettings>,
 }
 
 impl AppState {
-    pub fn new(snapshot: Snapshot, limits: Limits) -> Self {
-        Self {
+    pub fn new(snapshot: Snapshot, limits: Limits, probe: ProbeSettings) -> Self {
+        let state = Self {
             config: Arc::new(ArcSwap::from_pointee(snapshot)),
             in_flight: Arc::new(Semaphore::new(limits.max_concurrency)),
             limits: Arc::new(limits),
-        }
+            metrics: Arc::new(Metrics::new()),
+            reachability: Arc::new(ReachabilityCell::default()),
+            probe: Arc::new(probe),
+        };
+        state.metrics.record_reload(true);
+        state.refresh_health_gauges();
+        state
     }
 
     /// The snapshot a request works with from start to end, whatever a reload does meanwhile.
@@ -77,6 +88,32 @@ impl AppState {
     /// Swaps in a new, already validated snapshot.
     pub fn replace(&self, snapshot: Snapshot) {
         self.config.store(Arc::new(snapshot));
+        self.refresh_health_gauges();
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn reachability(&self) -> &ReachabilityCell {
+        &self.reachability
+    }
+
+    /// Configured, and — when the setting asks for it and probing is on — the LiveKit server answers.
+    pub fn is_healthy(&self) -> bool {
+        let configured = self.snapshot().is_configured();
+        let probing = !self.probe.interval.is_zero();
+        let reachable = self.reachability.get() == Reachability::Reachable;
+        configured && (reachable || !probing || !self.probe.unreachable_is_unhealthy)
+    }
+
+    pub fn refresh_health_gauges(&self) {
+        let m = &self.metrics;
+        m.configured.set(i64::from(self.snapshot().is_configured()));
+        m.healthy.set(i64::from(self.is_healthy()));
+        m.livekit_reachable.set(i64::from(
+            self.reachability.get() == Reachability::Reachable,
+        ));
     }
 }
 
@@ -105,6 +142,7 @@ pub fn api_router(state: AppState) -> Router {
 pub fn probe_router(state: AppState) -> Router {
     Router::new()
         .route("/livez", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -121,16 +159,28 @@ fn request_span(request: &Request) -> tracing::Span {
     tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
 }
 
-/// Bounds concurrency and total time of every request.
+/// Bounds concurrency and total time of every request, and counts it by route and status.
 async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
-        return ApiError::Unavailable("Too many requests in progress, please retry".into())
-            .into_response();
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = match state.in_flight.clone().try_acquire_owned() {
+        Err(_) => ApiError::Unavailable("Too many requests in progress, please retry".into())
+            .into_response(),
+        Ok(_permit) => {
+            match tokio::time::timeout(state.limits.request_timeout, next.run(request)).await {
+                Ok(response) => response,
+                Err(_) => ApiError::Unavailable("Request timed out".into()).into_response(),
+            }
+        }
     };
-    match tokio::time::timeout(state.limits.request_timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Unavailable("Request timed out".into()).into_response(),
-    }
+    state
+        .metrics
+        .observe_request(&route, response.status().as_u16(), started.elapsed());
+    response
 }
 
 #[derive(Serialize)]
@@ -148,9 +198,19 @@ async fn issue_token(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let result = token_response(&state, request).await;
+    let outcome = match &result {
+        Ok(_) => "issued",
+        Err(error) => error.token_outcome(),
+    };
+    state.metrics.observe_token(outcome);
+    result
+}
+
+async fn token_response(state: &AppState, request: Request) -> Result<Response, ApiError> {
     let snapshot = state.snapshot();
     let service = configured(&snapshot)?;
-    let caller = authenticate(service, request.headers()).await?;
+    let caller = authenticate(state, service, request.headers()).await?;
     let body = read_json_object(request, &state.limits).await?;
     let settings = &service.settings.token;
     let token_request =
@@ -158,7 +218,7 @@ async fn issue_token(
     let identity = resolve_identity(&token_request, &caller, settings.allow_identity_override)?;
     service
         .authorizer
-        .authorize(&caller, &token_request.room_id)
+        .authorize(&caller, &token_request.room_id, &state.metrics)
         .await?;
 
     let claims = claims_for(
@@ -206,7 +266,7 @@ async fn connection_info(
 ) -> Result<Response, ApiError> {
     let snapshot = state.snapshot();
     let service = configured(&snapshot)?;
-    authenticate(service, &headers).await?;
+    authenticate(&state, service, &headers).await?;
     let settings = &service.settings;
     Ok(Json(ConnectionInfo {
         server_url: &settings.server_url,
@@ -224,22 +284,42 @@ struct Health {
 }
 
 async fn health(State(state): State<AppState>) -> Json<Health> {
-    let configured = state.snapshot().is_configured();
     Json(Health {
-        status: if configured { "healthy" } else { "unhealthy" },
-        configured,
+        status: if state.is_healthy() {
+            "healthy"
+        } else {
+            "unhealthy"
+        },
+        configured: state.snapshot().is_configured(),
     })
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.snapshot().is_configured() {
+    if state.is_healthy() {
         "ready".into_response()
+    } else if state.snapshot().is_configured() {
+        error_response(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "LiveKit server is not reachable".into(),
+        )
     } else {
         error_response(
             http::StatusCode::SERVICE_UNAVAILABLE,
             crate::error::NOT_CONFIGURED.into(),
         )
     }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    state.refresh_health_gauges();
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
@@ -254,7 +334,11 @@ fn configured(snapshot: &Snapshot) -> Result<&Service, ApiError> {
     snapshot.service.as_ref().ok_or(ApiError::NotConfigured)
 }
 
-async fn authenticate(service: &Service, headers: &HeaderMap) -> Result<Caller, ApiError> {
+async fn authenticate(
+    state: &AppState,
+    service: &Service,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
     let header = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(value) => Some(
@@ -270,9 +354,19 @@ async fn authenticate(service: &Service, headers: &HeaderMap) -> Result<Caller, 
         .map_err(|error| match error {
             VerifyError::Refused(failure) => {
                 tracing::info!(reason = failure.reason(), "caller refused");
+                state
+                    .metrics
+                    .auth_failures
+                    .with_label_values(&[failure.reason()])
+                    .inc();
                 ApiError::Unauthorized(failure)
             }
             VerifyError::KeysUnavailable(detail) => {
+                state
+                    .metrics
+                    .auth_failures
+                    .with_label_values(&["keys_unavailable"])
+                    .inc();
                 tracing::warn!(%detail, "caller keys unavailable");
                 ApiError::Unavailable(
                     "Caller signing keys are unavailable, please retry later".into(),

@@ -537,6 +537,7 @@ async fn unconfigured_sidecar_answers_as_the_spec_shows() {
         source: Source::Env,
         configured: None,
         caller_keys: Default::default(),
+        fingerprint: None,
     })
     .await;
     assert_eq!(

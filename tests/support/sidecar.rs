@@ -44,13 +44,15 @@ pub fn binary() -> PathBuf {
     binary
 }
 
-/// A command for the binary with a cleared environment (only `PATH` is kept).
+/// A command for the binary with a cleared environment (only `PATH` is kept). The LiveKit probe is
+/// off unless `env` turns it on: tests reach loopback only, and configured server URLs are not there.
 pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(binary());
     cmd.args(args).env_clear();
     if let Some(path) = std::env::var_os("PATH") {
         cmd.env("PATH", path);
     }
+    cmd.env("SIDECAR_LIVEKIT_PROBE_INTERVAL_SECONDS", "0");
     cmd.envs(env.iter().copied());
     cmd
 }

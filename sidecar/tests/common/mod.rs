@@ -55,6 +55,7 @@ pub fn input(settings: SidecarSettings, keys: CallerKeyMaterial) -> ConfigInput 
             },
         )),
         caller_keys: keys,
+        fingerprint: None,
     }
 }
 
@@ -69,6 +70,7 @@ pub struct TestSidecar {
     pub base: String,
     pub metrics_base: String,
     pub client: reqwest::Client,
+    pub state: livekit_sidecar::routes::AppState,
     shutdown: CancellationToken,
 }
 
@@ -92,6 +94,10 @@ impl TestSidecar {
             "--metrics-listen",
             "127.0.0.1:0",
         ];
+        // No probe unless a test asks for one: tests reach loopback only.
+        if !flags.contains(&"--livekit-probe-interval-seconds") {
+            argv.extend_from_slice(&["--livekit-probe-interval-seconds", "0"]);
+        }
         argv.extend_from_slice(flags);
         let cli = Cli::try_parse_from(argv).expect("valid test flags");
         let snapshot = Snapshot::build(input, None).expect("valid test configuration");
@@ -103,8 +109,26 @@ impl TestSidecar {
             base: format!("http://{}", running.api_addr),
             metrics_base: format!("http://{}", running.metrics_addr),
             client: reqwest::Client::new(),
+            state: running.state,
             shutdown,
         }
+    }
+
+    /// Starts from a directory source, as `--config-dir` does.
+    pub async fn start_dir(dir: &std::path::Path, flags: &[&str]) -> Self {
+        let mut all = vec!["--config-dir", dir.to_str().unwrap()];
+        all.extend_from_slice(flags);
+        let input = livekit_sidecar::config::load_dir(dir).expect("valid directory");
+        Self::start_with(input, &all).await
+    }
+
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.metrics_base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     pub async fn post_token(&self, bearer: Option<&str>, body: Value) -> (u16, Value) {
@@ -280,4 +304,47 @@ impl Webhook {
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
+}
+
+/// Writes `files` into `dir` the way the kubelet's atomic writer updates a projected volume: a new
+/// timestamped directory, a `..data` symlink swapped in with one rename, and per-key symlinks.
+pub fn kubelet_write(dir: &std::path::Path, files: &[(&str, String)]) {
+    use std::os::unix::fs::symlink;
+    static GENERATION: AtomicUsize = AtomicUsize::new(0);
+    let generation = GENERATION.fetch_add(1, Ordering::SeqCst);
+    let stamp = format!("..2026_11_25_00_00_00.{}_{generation}", std::process::id());
+    let target = dir.join(&stamp);
+    std::fs::create_dir(&target).unwrap();
+    for (name, content) in files {
+        std::fs::write(target.join(name), content).unwrap();
+    }
+    let old = std::fs::read_link(dir.join("..data")).ok();
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    symlink(&stamp, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    for (name, _) in files {
+        let link = dir.join(name);
+        if std::fs::symlink_metadata(&link).is_err() {
+            symlink(format!("..data/{name}"), &link).unwrap();
+        }
+    }
+    if let Some(old) = old {
+        let _ = std::fs::remove_dir_all(dir.join(old));
+    }
+}
+
+/// The files of a directory source for `settings` signed with `api_key`/`api_secret`.
+pub fn dir_files(
+    settings: &SidecarSettings,
+    api_key: &str,
+    api_secret: &str,
+) -> Vec<(&'static str, String)> {
+    use livekit_contract::keys;
+    vec![
+        (keys::SETTINGS, settings.to_yaml()),
+        (keys::API_KEY, api_key.to_owned()),
+        (keys::API_SECRET, api_secret.to_owned()),
+        (keys::CALLER_HS_SECRET, HS_SECRET.to_owned()),
+    ]
 }

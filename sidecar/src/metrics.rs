@@ -1,0 +1,254 @@
+//! Prometheus metrics of the sidecar, served on the metrics port. Every label is drawn from a small
+//! closed set: never a user, room or token.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
+};
+
+/// Outcomes of a token request, one per status the endpoint can answer with.
+pub const TOKEN_OUTCOMES: &[&str] = &[
+    "issued",
+    "invalid_request",
+    "unauthenticated",
+    "forbidden",
+    "not_found",
+    "unavailable",
+    "not_configured",
+    "error",
+];
+
+pub struct Metrics {
+    registry: Registry,
+    pub configured: IntGauge,
+    pub healthy: IntGauge,
+    pub livekit_reachable: IntGauge,
+    pub tokens: IntCounterVec,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub auth_failures: IntCounterVec,
+    pub webhook_requests: IntCounterVec,
+    pub webhook_duration: Histogram,
+    pub reloads: IntCounterVec,
+    pub last_reload_success: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        // Tokens take well under a millisecond; webhooks and JWKS fetches take up to seconds.
+        let buckets = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+
+        let configured = gauge(
+            "livekit_sidecar_configured",
+            "1 when LiveKit credentials and caller authentication are configured",
+        );
+        let healthy = gauge(
+            "livekit_sidecar_healthy",
+            "1 when the health endpoint reports healthy",
+        );
+        let livekit_reachable = gauge(
+            "livekit_sidecar_livekit_reachable",
+            "1 when the last probe of the LiveKit server succeeded",
+        );
+        let tokens = counter(
+            "livekit_sidecar_tokens_total",
+            "Token requests by outcome",
+            &["outcome"],
+        );
+        let http_requests = counter(
+            "livekit_sidecar_http_requests_total",
+            "API requests by route and status class",
+            &["route", "status_class"],
+        );
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "livekit_sidecar_http_request_duration_seconds",
+                "API request duration by route",
+            )
+            .buckets(buckets.clone()),
+            &["route"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(http_duration.clone()))
+            .expect("unique metric");
+        let auth_failures = counter(
+            "livekit_sidecar_caller_auth_failures_total",
+            "Refused caller tokens by reason",
+            &["reason"],
+        );
+        let webhook_requests = counter(
+            "livekit_sidecar_authz_webhook_requests_total",
+            "Authorization webhook calls by outcome (allow, deny, not_found, error, timeout)",
+            &["outcome"],
+        );
+        let webhook_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "livekit_sidecar_authz_webhook_duration_seconds",
+                "Authorization webhook call duration",
+            )
+            .buckets(buckets),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(webhook_duration.clone()))
+            .expect("unique metric");
+        let reloads = counter(
+            "livekit_sidecar_config_reloads_total",
+            "Configuration reloads by result (success, failure)",
+            &["result"],
+        );
+        let last_reload_success = Gauge::new(
+            "livekit_sidecar_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last configuration load that was swapped in",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(last_reload_success.clone()))
+            .expect("unique metric");
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "livekit_sidecar_build_info",
+                "Version of the running sidecar; always 1",
+            ),
+            &["version"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(build_info.clone()))
+            .expect("unique metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("unique metric");
+
+        // Every known label value exists from the start, so rates and absent() behave.
+        for outcome in TOKEN_OUTCOMES {
+            tokens.with_label_values(&[outcome]);
+        }
+        for result in ["success", "failure"] {
+            reloads.with_label_values(&[result]);
+        }
+        for outcome in ["allow", "deny", "not_found", "error", "timeout"] {
+            webhook_requests.with_label_values(&[outcome]);
+        }
+
+        Self {
+            registry,
+            configured,
+            healthy,
+            livekit_reachable,
+            tokens,
+            http_requests,
+            http_duration,
+            auth_failures,
+            webhook_requests,
+            webhook_duration,
+            reloads,
+            last_reload_success,
+        }
+    }
+
+    pub fn observe_request(&self, route: &str, status: u16, elapsed: Duration) {
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.http_requests.with_label_values(&[route, class]).inc();
+        self.http_duration
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a finished token request; `outcome` is one of [`TOKEN_OUTCOMES`].
+    pub fn observe_token(&self, outcome: &str) {
+        debug_assert!(TOKEN_OUTCOMES.contains(&outcome), "{outcome}");
+        self.tokens.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn record_reload(&self, success: bool) {
+        if success {
+            self.reloads.with_label_values(&["success"]).inc();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            self.last_reload_success.set(now);
+        } else {
+            self.reloads.with_label_values(&["failure"]).inc();
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("text encoding of gathered metrics cannot fail");
+        String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_known_series_from_the_start() {
+        let metrics = Metrics::new();
+        let text = metrics.render();
+        assert!(text.contains("livekit_sidecar_tokens_total{outcome=\"issued\"} 0"));
+        assert!(text.contains("livekit_sidecar_build_info{version=\""));
+        assert!(text.contains("livekit_sidecar_config_reloads_total{result=\"failure\"} 0"));
+    }
+
+    #[test]
+    fn statuses_map_to_classes() {
+        let metrics = Metrics::new();
+        for status in [200, 400, 401, 500, 503, 599] {
+            metrics.observe_request("/api/livekit/token", status, Duration::from_millis(1));
+        }
+        metrics.observe_token("invalid_request");
+        let text = metrics.render();
+        assert!(text.contains("livekit_sidecar_tokens_total{outcome=\"invalid_request\"} 1"));
+        assert!(text.contains(
+            "livekit_sidecar_http_requests_total{route=\"/api/livekit/token\",status_class=\"5xx\"} 3"
+        ));
+        assert!(text.contains(
+            "livekit_sidecar_http_requests_total{route=\"/api/livekit/token\",status_class=\"4xx\"} 2"
+        ));
+    }
+}

@@ -1,0 +1,157 @@
+//! Reachability of the LiveKit server: a background task asks its HTTP endpoint (the `ws`/`wss` URL
+//! mapped to `http`/`https`) on an interval, and health and `/readyz` read the cached answer, so they
+//! never wait on the network.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::routes::AppState;
+
+/// The last probe's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reachability {
+    /// Probing is off, or nothing has been probed yet.
+    Unknown,
+    Reachable,
+    Unreachable,
+}
+
+#[derive(Debug, Default)]
+pub struct ReachabilityCell(AtomicU8);
+
+impl ReachabilityCell {
+    pub fn get(&self) -> Reachability {
+        match self.0.load(Ordering::Relaxed) {
+            1 => Reachability::Reachable,
+            2 => Reachability::Unreachable,
+            _ => Reachability::Unknown,
+        }
+    }
+
+    pub fn set(&self, value: Reachability) {
+        let raw = match value {
+            Reachability::Unknown => 0,
+            Reachability::Reachable => 1,
+            Reachability::Unreachable => 2,
+        };
+        self.0.store(raw, Ordering::Relaxed);
+    }
+}
+
+/// How the probe runs and what it means for health.
+#[derive(Debug, Clone)]
+pub struct ProbeSettings {
+    /// Zero turns probing off; health then rests on configuration alone.
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Whether an unreachable (or not yet probed) server makes health `unhealthy` and `/readyz` fail.
+    pub unreachable_is_unhealthy: bool,
+}
+
+impl Default for ProbeSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(2),
+            unreachable_is_unhealthy: true,
+        }
+    }
+}
+
+/// The HTTP URL of a LiveKit server URL: `ws` → `http`, `wss` → `https`, path reset to `/`.
+pub fn http_url(server_url: &str) -> Option<url::Url> {
+    let mut url = url::Url::parse(server_url).ok()?;
+    let scheme = match url.scheme() {
+        "ws" | "http" => "http",
+        "wss" | "https" => "https",
+        _ => return None,
+    };
+    url.set_scheme(scheme).ok()?;
+    url.set_path("/");
+    url.set_query(None);
+    url.set_fragment(None);
+    Some(url)
+}
+
+/// Probes until `shutdown`; a no-op when probing is off.
+pub fn spawn(state: AppState, settings: ProbeSettings, shutdown: CancellationToken) {
+    if settings.interval.is_zero() {
+        return;
+    }
+    tokio::spawn(async move {
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a client with static settings always builds");
+        loop {
+            let target = state
+                .snapshot()
+                .service
+                .as_ref()
+                .and_then(|s| http_url(&s.settings.server_url));
+            let result = match target {
+                None => Reachability::Unknown,
+                Some(url) => match client.get(url).send().await {
+                    Ok(response) if response.status().is_success() => Reachability::Reachable,
+                    Ok(response) => {
+                        tracing::debug!(
+                            status = response.status().as_u16(),
+                            "LiveKit probe failed"
+                        );
+                        Reachability::Unreachable
+                    }
+                    Err(error) => {
+                        tracing::debug!(error = %error.without_url(), "LiveKit probe failed");
+                        Reachability::Unreachable
+                    }
+                },
+            };
+            let previous = state.reachability().get();
+            if previous != result {
+                tracing::info!(?previous, now = ?result, "LiveKit server reachability changed");
+            }
+            state.reachability().set(result);
+            state.refresh_health_gauges();
+            tokio::select! {
+                _ = tokio::time::sleep(settings.interval) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_websocket_urls_to_http() {
+        assert_eq!(
+            http_url("ws://localhost:7880").unwrap().as_str(),
+            "http://localhost:7880/"
+        );
+        assert_eq!(
+            http_url("wss://lk.example.com/rtc?x=1").unwrap().as_str(),
+            "https://lk.example.com/"
+        );
+        assert_eq!(
+            http_url("https://lk.example.com").unwrap().as_str(),
+            "https://lk.example.com/"
+        );
+        assert!(http_url("ftp://x").is_none());
+    }
+
+    #[test]
+    fn cell_round_trips() {
+        let cell = ReachabilityCell::default();
+        assert_eq!(cell.get(), Reachability::Unknown);
+        cell.set(Reachability::Unreachable);
+        assert_eq!(cell.get(), Reachability::Unreachable);
+        cell.set(Reachability::Reachable);
+        assert_eq!(cell.get(), Reachability::Reachable);
+    }
+}
