@@ -282,10 +282,13 @@ pub fn desired(config: &LiveKitConfig, inputs: &Inputs) -> Result<Desired, Probl
         }
         if let Some(key) = &r.public_keys_key {
             let v = secret_value(src, key).ok_or_else(|| key_missing(&r.name, key))?;
-            if !v.contains("-----BEGIN ") {
+            if settings.auth.uses_public_keys()
+                && let Err(why) =
+                    crate::keymaterial::check_public_keys(&v, &settings.auth.algorithms)
+            {
                 return Err(Problem::new(
                     Reason::InvalidSpec,
-                    format!("Secret {:?} key {key:?} holds no PEM block", r.name),
+                    format!("Secret {:?} key {key:?}: {why}", r.name),
                 ));
             }
             caller_data.insert(keys::CALLER_PUBLIC_KEYS, v);

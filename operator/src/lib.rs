@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod desired;
 pub mod error;
 pub mod health;
+pub mod keymaterial;
 pub mod leader;
 pub mod reconcile;
 pub mod status;

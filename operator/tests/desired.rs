@@ -132,6 +132,13 @@ fn problems_table() {
             Reason::InvalidSpec,
             "no PEM block",
         ),
+        (
+            "PEM key of the wrong family",
+            PEM_SPEC.replace("ES256", "RS256").leak(),
+            inputs(None, Some(app_jwt()), None),
+            Reason::InvalidSpec,
+            "fits the configured algorithms",
+        ),
     ];
     for (name, spec, inputs, reason, needle) in cases {
         let got = desired::desired(&config("c", spec), &inputs).unwrap_err();

@@ -64,7 +64,7 @@ auth:
   secretRef: {name: app-jwt, publicKeysKey: keys.pem}
 "#;
 
-pub const PEM: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEexample\n-----END PUBLIC KEY-----\n";
+pub const PEM: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEPPMk2hWYkitITnIhXiZhJ+Oe2ll\n/gSprLQU5B2xBl3EyNvPh+5lm+HyXKECHfxdOg0kLm2kc3p8s7eZFh3fCA==\n-----END PUBLIC KEY-----\n";
 
 pub fn secret(name: &str, data: &[(&str, &str)]) -> Secret {
     Secret {
