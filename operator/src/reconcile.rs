@@ -436,6 +436,13 @@ pub fn error_policy(config: Arc<LiveKitConfig>, error: &Error, ctx: Arc<Context>
 pub fn retry_delay(config: &LiveKitConfig, error: &Error, ctx: &Context) -> Option<Duration> {
     let oref = ObjectRef::from_obj(config);
     if !error.is_transient() {
+        if let Error::Kube(_) = error {
+            // A refused call (RBAC, admission) may be fixed without a change to the config:
+            // look again, slowly.
+            let delay = Backoff::with_jitter(ctx.backoff.max, rand::rng().random());
+            warn!(config = %oref, %error, retry_in = ?delay, "reconcile refused by the API server");
+            return Some(delay);
+        }
         warn!(config = %oref, %error, "reconcile failed permanently");
         return None;
     }

@@ -428,6 +428,26 @@ async fn api_errors_back_off_exponentially_with_jitter_per_object() {
 }
 
 #[tokio::test]
+async fn refused_calls_are_retried_slowly_and_broken_objects_wait_for_a_change() {
+    let h = Harness::new("chat", SECRET_REF_SPEC);
+    let forbidden = livekit_operator::Error::Kube(kube::Error::Api(Box::new(
+        kube::core::Status::failure("forbidden", "Forbidden").with_code(403),
+    )));
+    assert!(!forbidden.is_transient());
+    let d = reconcile::retry_delay(&h.config(), &forbidden, &h.ctx).unwrap();
+    assert!(
+        d >= Duration::from_secs(150) && d <= Duration::from_secs(300),
+        "{d:?}"
+    );
+    let broken = livekit_operator::Error::MissingNamespace("chat".into());
+    assert_eq!(reconcile::retry_delay(&h.config(), &broken, &h.ctx), None);
+    assert_eq!(
+        reconcile::error_policy(Arc::new(h.config()), &broken, h.ctx.clone()),
+        Action::await_change()
+    );
+}
+
+#[tokio::test]
 async fn a_failed_apply_reports_apply_failed_and_is_retried() {
     let h = Harness::new("chat", SECRET_REF_SPEC);
     h.put_secret(livekit_keys("APIk0000000001", "s"));
