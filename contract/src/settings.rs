@@ -26,6 +26,8 @@ pub mod limits {
     /// Region names, claim names, issuers: generous, but bounded.
     pub const MAX_SHORT_STRING: usize = 253;
     pub const MAX_URL: usize = 2048;
+    /// Shortest HMAC secret accepted for caller tokens (RFC 7518 asks for at least the hash size).
+    pub const MIN_HMAC_SECRET_BYTES: usize = 32;
 }
 
 /// Everything the sidecar needs besides secrets.

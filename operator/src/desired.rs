@@ -39,9 +39,7 @@ pub const OWNED_SECRET_KEYS: [&str; 5] = [
     keys::CALLER_PUBLIC_KEYS,
 ];
 
-/// The sidecar refuses HMAC caller secrets shorter than this (after trimming); checked here too so
-/// that status never says Ready for a Secret the sidecar would reject.
-pub const MIN_HMAC_SECRET_BYTES: usize = 32;
+pub use livekit_contract::limits::MIN_HMAC_SECRET_BYTES;
 
 /// Name of the owned Secret and ConfigMap.
 pub fn owned_name(config_name: &str) -> String {

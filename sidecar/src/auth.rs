@@ -197,7 +197,7 @@ impl CallerVerifier {
                 .hmac_secret
                 .as_ref()
                 .ok_or(KeyMaterialError::MissingHmacSecret)?;
-            if secret.expose().len() < 32 {
+            if secret.expose().len() < livekit_contract::limits::MIN_HMAC_SECRET_BYTES {
                 return Err(KeyMaterialError::ShortHmacSecret);
             }
             Some(DecodingKey::from_secret(secret.expose().as_bytes()))

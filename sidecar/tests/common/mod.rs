@@ -306,33 +306,8 @@ impl Webhook {
     }
 }
 
-/// Writes `files` into `dir` the way the kubelet's atomic writer updates a projected volume: a new
-/// timestamped directory, a `..data` symlink swapped in with one rename, and per-key symlinks.
-pub fn kubelet_write(dir: &std::path::Path, files: &[(&str, String)]) {
-    use std::os::unix::fs::symlink;
-    static GENERATION: AtomicUsize = AtomicUsize::new(0);
-    let generation = GENERATION.fetch_add(1, Ordering::SeqCst);
-    let stamp = format!("..2026_11_25_00_00_00.{}_{generation}", std::process::id());
-    let target = dir.join(&stamp);
-    std::fs::create_dir(&target).unwrap();
-    for (name, content) in files {
-        std::fs::write(target.join(name), content).unwrap();
-    }
-    let old = std::fs::read_link(dir.join("..data")).ok();
-    let tmp = dir.join("..data_tmp");
-    let _ = std::fs::remove_file(&tmp);
-    symlink(&stamp, &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join("..data")).unwrap();
-    for (name, _) in files {
-        let link = dir.join(name);
-        if std::fs::symlink_metadata(&link).is_err() {
-            symlink(format!("..data/{name}"), &link).unwrap();
-        }
-    }
-    if let Some(old) = old {
-        let _ = std::fs::remove_dir_all(dir.join(old));
-    }
-}
+#[allow(unused_imports)]
+pub use livekit_integration_tests::kubelet::write as kubelet_write;
 
 /// The files of a directory source for `settings` signed with `api_key`/`api_secret`.
 pub fn dir_files(
