@@ -25,8 +25,9 @@ have() { command -v "$1" >/dev/null 2>&1; }
 hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
 # --- 1. Debian packages -------------------------------------------------------------------------------
-# Add what later tests need here (one package per entry). Nothing is needed yet beyond the machine image.
+# Add what later tests need here (one package per entry).
 APT_PACKAGES=(
+  prometheus # prometheus and promtool: tests/tests/prometheus.rs scrapes both binaries for real
 )
 
 apt_missing=()
