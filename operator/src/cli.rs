@@ -146,7 +146,13 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         }
     };
 
-    let probes = tokio::spawn(health::serve(args.metrics_addr, health.clone(), stopped()));
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let probes = tokio::spawn(health::serve(
+        args.metrics_addr,
+        health.clone(),
+        metrics.clone(),
+        stopped(),
+    ));
 
     let client = client(args.context.as_deref()).await?;
     let configs: Api<LiveKitConfig> = match &args.namespace {
@@ -158,7 +164,9 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             "cannot list LiveKitConfigs ({e}); is the CRD installed (kubectl apply -f crds/livekitconfig.yaml) and may this identity list them?"
         )));
     }
-    let ctx = Arc::new(Context::new(client.clone(), reconcile::reporter()));
+    let mut ctx = Context::new(client.clone(), reconcile::reporter());
+    ctx.metrics = metrics;
+    let ctx = Arc::new(ctx);
 
     let mut code = ExitCode::SUCCESS;
     if args.leader_elect {

@@ -1,8 +1,15 @@
-//! Probes on their own port: `/livez` (the process serves) and `/readyz` (it has a working API
-//! client and is either leading with the controller running or standing by for the lease).
-//! Metric names come with the metrics issue; `/metrics` is served on the same port then.
+//! Probes and metrics on their own port: `/livez` (the process serves), `/readyz` (it has a working
+//! API client and is either leading with the controller running or standing by for the lease), and
+//! `/metrics` (Prometheus text format).
 
-use axum::{Router, extract::State, http::StatusCode, routing::get};
+use crate::metrics::Metrics;
+use axum::response::IntoResponse;
+use axum::{
+    Router,
+    extract::State,
+    http::{StatusCode, header},
+    routing::get,
+};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,9 +52,9 @@ async fn livez() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(health): State<Health>) -> (StatusCode, String) {
-    let phase = health.phase();
-    let code = if health.ready() {
+async fn readyz(State(state): State<ProbeState>) -> (StatusCode, String) {
+    let phase = state.health.phase();
+    let code = if state.health.ready() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -55,23 +62,44 @@ async fn readyz(State(health): State<Health>) -> (StatusCode, String) {
     (code, format!("{phase:?}\n").to_lowercase())
 }
 
-/// The probe router.
-pub fn router(health: Health) -> Router {
+async fn serve_metrics(State(state): State<ProbeState>) -> impl IntoResponse {
+    state
+        .metrics
+        .set_leader(state.health.phase() == Phase::Leading);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+#[derive(Clone)]
+struct ProbeState {
+    health: Health,
+    metrics: Arc<Metrics>,
+}
+
+/// The probe and metrics router.
+pub fn router(health: Health, metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
-        .with_state(health)
+        .route("/metrics", get(serve_metrics))
+        .with_state(ProbeState { health, metrics })
 }
 
 /// Serves the probes on `addr` until `shutdown` resolves.
 pub async fn serve(
     addr: SocketAddr,
     health: Health,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "probes listening");
-    axum::serve(listener, router(health))
+    axum::serve(listener, router(health, metrics))
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -84,7 +112,7 @@ mod tests {
     use tower::ServiceExt as _;
 
     async fn get(health: &Health, path: &str) -> StatusCode {
-        router(health.clone())
+        router(health.clone(), Arc::new(Metrics::new()))
             .oneshot(Request::get(path).body(Body::empty()).unwrap())
             .await
             .unwrap()
@@ -114,9 +142,14 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         drop(listener);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(addr, Health::default(), async {
-            let _ = rx.await;
-        }));
+        let server = tokio::spawn(serve(
+            addr,
+            Health::default(),
+            Arc::new(Metrics::new()),
+            async {
+                let _ = rx.await;
+            },
+        ));
         let mut stream = loop {
             match tokio::net::TcpStream::connect(addr).await {
                 Ok(s) => break s,

@@ -14,6 +14,7 @@ pub mod error;
 pub mod health;
 pub mod keymaterial;
 pub mod leader;
+pub mod metrics;
 pub mod reconcile;
 pub mod status;
 

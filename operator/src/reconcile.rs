@@ -1,13 +1,14 @@
 //! The reconciler: reads inputs, applies the desired objects (server-side apply, one field manager),
 //! patches status and records Events. All decisions are in [`crate::desired`] and [`crate::status`].
 
-use crate::crd::LiveKitConfig;
+use crate::crd::{LiveKitConfig, LiveKitConfigStatus};
 use crate::credentials;
 use crate::desired::{
     self, Desired, FIELD_MANAGER, Inputs, OWNED_SELECTOR, Problem, Reason, SOURCE_LABEL,
     SOURCE_SELECTOR, owned_name,
 };
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::status::{self, Outcome};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -99,6 +100,7 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub backoff: Backoff,
+    pub metrics: Arc<Metrics>,
     clock: Box<Clock>,
 }
 
@@ -108,6 +110,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             backoff: Backoff::default(),
+            metrics: Arc::new(Metrics::new()),
             clock: Box::new(Timestamp::now),
         }
     }
@@ -123,6 +126,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             backoff,
+            metrics: Arc::new(Metrics::new()),
             clock: Box::new(clock),
         }
     }
@@ -207,7 +211,25 @@ async fn patch_status(
 }
 
 /// Reconciles one LiveKitConfig.
+/// Reconciles one config and counts it in the metrics.
 pub async fn reconcile(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Result<Action> {
+    let started = std::time::Instant::now();
+    let result = reconcile_config(config, ctx.clone()).await;
+    ctx.metrics
+        .observe_reconcile(result.is_ok(), started.elapsed());
+    result
+}
+
+fn record_ready(ctx: &Context, config: &LiveKitConfig, new_status: &LiveKitConfigStatus) {
+    let ready = status::ready(Some(new_status)).is_some_and(|c| c.status == "True");
+    ctx.metrics.set_ready(
+        &config.namespace().unwrap_or_default(),
+        &config.name_any(),
+        ready,
+    );
+}
+
+async fn reconcile_config(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Result<Action> {
     let name = config.name_any();
     let ns = config
         .namespace()
@@ -250,6 +272,7 @@ pub async fn reconcile(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Result<
         Ok(d) => d,
         Err(problem) => {
             let new_status = status::desired_status(&config, Outcome::Failed(&problem), now);
+            record_ready(&ctx, &config, &new_status);
             let changed = config.status.as_ref() != Some(&new_status);
             if changed {
                 patch_status(&configs, &config, &new_status).await?;
@@ -293,6 +316,7 @@ pub async fn reconcile(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Result<
     .await?;
 
     let new_status = status::desired_status(&config, Outcome::Applied(&desired), now);
+    record_ready(&ctx, &config, &new_status);
     if config.status.as_ref() != Some(&new_status) {
         patch_status(&configs, &config, &new_status).await?;
     }
@@ -406,6 +430,7 @@ async fn apply_failed(
         format!("applying the {what} failed: {e}"),
     );
     let new_status = status::desired_status(config, Outcome::Failed(&problem), ctx.now());
+    record_ready(ctx, config, &new_status);
     if config.status.as_ref() != Some(&new_status) {
         if let Err(e) = patch_status(configs, config, &new_status).await {
             warn!(error = %e, "could not report ApplyFailed in status");
@@ -473,6 +498,7 @@ pub async fn run(
         };
     let controller = Controller::new(configs, watcher::Config::default());
     let store = controller.store();
+    ctx.metrics.set_store(store.clone());
     controller
         // Label-selected watches only: never every Secret of the cluster.
         .owns(

@@ -1,0 +1,178 @@
+//! Prometheus metrics of the operator, served on the probe port. Labels are bounded: results, and the
+//! namespace and name of each `LiveKitConfig` (objects a platform team creates, not user data).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::LiveKitConfig;
+use crate::status;
+
+pub struct Metrics {
+    registry: Registry,
+    reconciles: IntCounterVec,
+    reconcile_duration: Histogram,
+    config_ready: IntGaugeVec,
+    leader: IntGauge,
+    /// The controller's cache, once it runs: `config_ready` is rebuilt from it on every scrape, so a
+    /// deleted config leaves no stale series behind.
+    store: Mutex<Option<Store<LiveKitConfig>>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let reconciles = IntCounterVec::new(
+            Opts::new(
+                "livekit_operator_reconciles_total",
+                "Reconciles of LiveKitConfigs by result (success, error)",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let reconcile_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "livekit_operator_reconcile_duration_seconds",
+                "Duration of one reconcile, API calls included",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+        )
+        .expect("valid metric");
+        let config_ready = IntGaugeVec::new(
+            Opts::new(
+                "livekit_operator_config_ready",
+                "1 when the LiveKitConfig's Ready condition is True, else 0",
+            ),
+            &["namespace", "name"],
+        )
+        .expect("valid metric");
+        let leader = IntGauge::new(
+            "livekit_operator_leader",
+            "1 while this replica leads and runs the controller",
+        )
+        .expect("valid metric");
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "livekit_operator_build_info",
+                "Version of the running operator; always 1",
+            ),
+            &["version"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        for collector in [
+            Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(reconcile_duration.clone()),
+            Box::new(config_ready.clone()),
+            Box::new(leader.clone()),
+            Box::new(build_info),
+        ] {
+            registry.register(collector).expect("unique metric");
+        }
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("unique metric");
+        for result in ["success", "error"] {
+            reconciles.with_label_values(&[result]);
+        }
+        Self {
+            registry,
+            reconciles,
+            reconcile_duration,
+            config_ready,
+            leader,
+            store: Mutex::new(None),
+        }
+    }
+
+    /// Counts one reconcile.
+    pub fn observe_reconcile(&self, success: bool, elapsed: Duration) {
+        let result = if success { "success" } else { "error" };
+        self.reconciles.with_label_values(&[result]).inc();
+        self.reconcile_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records the Ready condition a reconcile wrote.
+    pub fn set_ready(&self, namespace: &str, name: &str, ready: bool) {
+        self.config_ready
+            .with_label_values(&[namespace, name])
+            .set(i64::from(ready));
+    }
+
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    pub fn set_store(&self, store: Store<LiveKitConfig>) {
+        *self.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(store) = store {
+            self.config_ready.reset();
+            for config in store.state() {
+                let ready =
+                    status::ready(config.status.as_ref()).is_some_and(|c| c.status == "True");
+                self.set_ready(
+                    &config.namespace().unwrap_or_default(),
+                    &config.name_any(),
+                    ready,
+                );
+            }
+        }
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("text encoding of gathered metrics cannot fail");
+        String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}
+
+/// Shared handle.
+pub type SharedMetrics = Arc<Metrics>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_series_exist_from_the_start() {
+        let m = Metrics::new();
+        let text = m.render();
+        assert!(text.contains("livekit_operator_reconciles_total{result=\"success\"} 0"));
+        assert!(text.contains("livekit_operator_leader 0"));
+        assert!(text.contains("livekit_operator_build_info{version=\""));
+        m.set_leader(true);
+        m.set_ready("apps", "chat", true);
+        let text = m.render();
+        assert!(text.contains("livekit_operator_leader 1"));
+        assert!(text.contains("livekit_operator_config_ready{name=\"chat\",namespace=\"apps\"} 1"));
+    }
+}
