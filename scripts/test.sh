@@ -2,7 +2,8 @@
 # THE test command: installs what the tests need, then runs every check CI runs.
 #   ./scripts/test.sh
 # Steps: scripts/test-deps.sh, cargo fmt --check, cargo clippy -D warnings, cargo nextest (all tests,
-# time-bounded by .config/nextest.toml), doctests. Stops at the first failing step and names it.
+# time-bounded by .config/nextest.toml), doctests, pytest tests/chart (Helm chart, manifests, Dockerfiles).
+# Stops at the first failing step and names it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,5 +41,11 @@ cargo nextest run --workspace --no-fail-fast || fail "tests failed (see the summ
 
 step "cargo test --workspace --doc"
 cargo test --workspace --doc || fail "doctests failed"
+
+# The Helm chart, rendered manifests, examples, Dockerfiles and the e2e suite's lint (tests/chart/).
+# pytest exits 5 when it collects no test: that fails here like any other non-zero exit.
+step "pytest tests/chart (Helm chart, Kubernetes schemas, examples, Dockerfiles, e2e lint)"
+tests/chart/.venv/bin/python -m pytest tests/chart -q -p no:cacheprovider \
+  || fail "chart/manifest checks failed (see above; exit 5 means no test was collected)"
 
 step "All checks passed"

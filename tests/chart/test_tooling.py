@@ -1,0 +1,104 @@
+"""The Dockerfiles (hadolint, and the properties the issue asks for), the .dockerignore, the e2e suite
+(compiles, lints, and is not collected without E2E_KUBECONFIG) and its CI workflow."""
+
+from __future__ import annotations
+
+import os
+import py_compile
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+DOCKERFILES = {"livekit-operator": ROOT / "operator" / "Dockerfile", "livekit-sidecar": ROOT / "sidecar" / "Dockerfile"}
+BIN = os.path.dirname(sys.executable)
+
+
+def tool(name: str) -> str:
+    path = os.path.join(BIN, name)
+    assert os.path.exists(path), f"{name} is not installed in the venv: run ./scripts/test-deps.sh"
+    return path
+
+
+@pytest.mark.parametrize("binary", sorted(DOCKERFILES))
+def test_hadolint_accepts_the_dockerfile(binary):
+    proc = subprocess.run([tool("hadolint"), "--failure-threshold", "info", str(DOCKERFILES[binary])],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_hadolint_really_lints(tmp_path):
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM debian\nRUN apt-get install curl\nUSER root\n")
+    proc = subprocess.run([tool("hadolint"), str(bad)], capture_output=True, text=True, check=False)
+    assert proc.returncode != 0 and "DL3006" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("binary", sorted(DOCKERFILES))
+def test_dockerfile_is_multi_stage_non_root_and_shell_free(binary):
+    lines = [ln.strip() for ln in DOCKERFILES[binary].read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    froms = [ln for ln in lines if ln.startswith("FROM ")]
+    assert len(froms) == 2 and froms[0].startswith("FROM rust:") and froms[0].endswith(" AS builder")
+    runtime = froms[1].split()[1]
+    assert runtime.startswith("gcr.io/distroless/") and runtime.endswith(":nonroot"), runtime
+    final = lines[lines.index(froms[1]):]
+    assert "USER 65532:65532" in final
+    assert not any(ln.startswith("RUN ") for ln in final), "nothing may run in the shell-less runtime stage"
+    (entry,) = [ln for ln in final if ln.startswith("ENTRYPOINT")]
+    assert entry == f'ENTRYPOINT ["/usr/local/bin/{binary}"]', "exec form, no shell"
+    assert f"cargo build --release --locked -p {binary} --bin {binary}" in DOCKERFILES[binary].read_text()
+
+
+def test_dockerignore_keeps_the_context_small():
+    entries = set((ROOT / ".dockerignore").read_text().split())
+    assert {".git", "**/target", "**/node_modules", "**/.venv"} <= entries
+    for needed in ("Cargo.toml", "Cargo.lock", "contract", "operator", "sidecar", "tests"):
+        assert needed not in entries and (ROOT / needed).exists()
+
+
+# --- the e2e suite ----------------------------------------------------------------------------------
+
+E2E = ROOT / "tests" / "e2e"
+
+
+def test_e2e_suite_compiles(tmp_path):
+    files = sorted(E2E.glob("*.py"))
+    assert {f.name for f in files} >= {"conftest.py", "kube.py", "test_e2e.py"}
+    for f in files:
+        py_compile.compile(str(f), doraise=True, cfile=str(tmp_path / (f.name + "c")))
+
+
+@pytest.mark.parametrize("directory", ["tests/chart", "tests/e2e"])
+def test_ruff_is_clean(directory):
+    proc = subprocess.run([tool("ruff"), "check", "--no-cache", directory], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_e2e_is_not_collected_without_a_cluster():
+    env = {k: v for k, v in os.environ.items() if k != "E2E_KUBECONFIG"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", str(E2E)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 5, proc.stdout + proc.stderr  # 5: no tests collected
+
+
+def test_e2e_is_collected_with_a_cluster(tmp_path):
+    env = {**os.environ, "E2E_KUBECONFIG": str(tmp_path / "kubeconfig")}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", str(E2E)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name in ("test_operator_is_ready", "test_config_becomes_ready_with_owned_objects",
+                 "test_app_with_sidecar_issues_verified_tokens", "test_rotation_reaches_the_running_sidecar_without_a_restart",
+                 "test_deleting_the_config_garbage_collects_owned_objects"):
+        assert name in proc.stdout, name
+
+
+def test_e2e_workflow():
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "e2e.yml").read_text())
+    steps = wf["jobs"]["e2e"]["steps"]
+    text = yaml.safe_dump(steps)
+    for needle in ("operator/Dockerfile", "sidecar/Dockerfile", "kind load docker-image", "E2E_KUBECONFIG", "tests/e2e"):
+        assert needle in text, needle
+

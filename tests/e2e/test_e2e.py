@@ -1,0 +1,190 @@
+"""End to end on a real cluster: install the chart, apply an example LiveKitConfig, run the example app
+with the sidecar, get a token through a port-forward and verify it with the official SDK, rotate the
+key and see the running sidecar pick it up without a restart, delete the config and see its objects
+garbage-collected. Collected only when E2E_KUBECONFIG is set (conftest.py). The tests run in file
+order and build on each other."""
+
+from __future__ import annotations
+
+import copy
+import os
+import secrets
+import time
+import uuid
+
+import pytest
+import yaml
+
+import kube
+from kube import ROOT, get_json, kubectl, wait_for
+
+CHART = ROOT / "charts" / "livekit-operator"
+EXAMPLES = ROOT / "examples"
+OPERATOR_IMAGE = os.environ.get("E2E_OPERATOR_IMAGE", "livekit-operator:e2e")
+SIDECAR_IMAGE = os.environ.get("E2E_SIDECAR_IMAGE", "livekit-sidecar:e2e")
+CONFIG = "chat-dev"  # examples/livekitconfig-generate.yaml
+OWNED = f"{CONFIG}-livekit"
+ROOM = "64f7b1234567890abcdef123"
+ISSUER = "https://auth.example.com"
+
+
+def split_image(ref: str) -> tuple[str, str]:
+    repo, _, tag = ref.rpartition(":")
+    return (repo, tag) if repo and "/" not in tag else (ref, "latest")
+
+
+@pytest.fixture(scope="module")
+def ns():
+    name = f"lk-e2e-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", name)
+    yield name
+    if not os.environ.get("E2E_KEEP"):
+        kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def release(ns):
+    import helm_python as helm
+
+    repo, tag = split_image(OPERATOR_IMAGE)
+    values = {
+        "image": {"repository": repo, "tag": tag, "pullPolicy": "IfNotPresent"},
+        "watchNamespace": ns,  # the namespaced (Role) mode keeps the run isolated
+        "leaderElection": {"enabled": True},
+        "logFormat": "text",
+        "logLevel": "livekit_operator=debug,info",
+    }
+    with helm.Config(kubeconfig_path=kube.KUBECONFIG, namespace=ns) as cfg, helm.Chart.load(str(CHART)) as chart:
+        cfg.install(chart, "livekit-operator", values, namespace=ns, wait="watcher", timeout=240)
+        yield "livekit-operator"
+        if not os.environ.get("E2E_KEEP"):
+            cfg.uninstall("livekit-operator", wait="watcher", timeout=120, ignore_not_found=True)
+
+
+@pytest.fixture(scope="module")
+def hs_secret(ns):
+    value = secrets.token_urlsafe(48)
+    kubectl("create", "secret", "generic", "app-jwt", "-n", ns, f"--from-literal=hs-secret={value}")
+    return value
+
+
+def config_doc() -> dict:
+    (doc,) = [d for d in yaml.safe_load_all((EXAMPLES / "livekitconfig-generate.yaml").read_text()) if d]
+    doc = copy.deepcopy(doc)
+    # The example asks the app's webhook; there is no app here, so authorize from the caller's claims.
+    doc["spec"]["authorization"] = {"mode": "Claims", "claims": {"claim": "permissions"}}
+    return doc
+
+
+def app_doc() -> dict:
+    (doc,) = [d for d in yaml.safe_load_all((EXAMPLES / "app-with-sidecar.yaml").read_text()) if d]
+    doc = copy.deepcopy(doc)
+    doc["spec"]["replicas"] = 1
+    pod = doc["spec"]["template"]["spec"]
+    (sidecar,) = pod["initContainers"]
+    sidecar["image"] = SIDECAR_IMAGE
+    # No LiveKit server runs in the test cluster: do not let its absence fail readiness.
+    sidecar.setdefault("env", []).append({"name": "SIDECAR_UNREACHABLE_IS_UNHEALTHY", "value": "false"})
+    for source in pod["volumes"][0]["projected"]["sources"]:
+        next(iter(source.values()))["name"] = OWNED
+    return doc
+
+
+def caller_token(secret: str, sub: str = "alice") -> str:
+    now = int(time.time())
+    return kube.hs256_jwt(secret, {"iss": ISSUER, "sub": sub, "name": sub.title(), "iat": now, "exp": now + 600,
+                                   "permissions": ["JOIN_CHANNEL"]})
+
+
+def app_pod(ns: str) -> dict:
+    pods = get_json("pods", "-n", ns, "-l", "app.kubernetes.io/name=chat-app")
+    running = [p for p in pods["items"] if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")]
+    assert len(running) == 1, [p["metadata"]["name"] for p in pods["items"]]
+    return running[0]
+
+
+def sidecar_restarts(pod: dict) -> int:
+    (st,) = [s for s in pod["status"].get("initContainerStatuses", []) if s["name"] == "livekit-sidecar"]
+    return st["restartCount"]
+
+
+def ask_token(ns: str, pod: str, caller: str) -> tuple[int, dict]:
+    with kube.port_forward(ns, f"pod/{pod}", 3001) as port:
+        return kube.http_json("POST", f"http://127.0.0.1:{port}/api/livekit/token", {"roomId": ROOM},
+                              {"Authorization": f"Bearer {caller}"})
+
+
+def ready(ns: str):
+    lkc = get_json("lkc", CONFIG, "-n", ns)
+    conds = {c["type"]: c for c in (lkc or {}).get("status", {}).get("conditions", [])}
+    return lkc if conds.get("Ready", {}).get("status") == "True" else None
+
+
+def test_operator_is_ready(ns, release):
+    dep = get_json("deployment", release, "-n", ns)
+    assert dep["status"].get("readyReplicas") == 1
+    kubectl("get", "crd", "livekitconfigs.livekit.kraken.dev")
+
+
+def test_config_becomes_ready_with_owned_objects(ns, release, hs_secret):
+    kube.apply(config_doc(), ns)
+    lkc = wait_for("LiveKitConfig Ready", lambda: ready(ns), timeout=120)
+    assert lkc["status"]["secretName"] == OWNED and lkc["status"]["configMapName"] == OWNED
+    data = kube.secret_data(ns, OWNED)
+    assert {"api-key", "api-secret", "keys.yaml", "caller-hs-secret"} <= set(data)
+    assert data["api-key"] == lkc["status"]["apiKey"]
+    cm = get_json("configmap", OWNED, "-n", ns)
+    assert "sidecar.yaml" in cm["data"]
+    for obj in (get_json("secret", OWNED, "-n", ns), cm):
+        (ref,) = obj["metadata"]["ownerReferences"]
+        assert ref["kind"] == "LiveKitConfig" and ref["uid"] == lkc["metadata"]["uid"] and ref["controller"] is True
+        assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "livekit-operator"
+
+
+def test_app_with_sidecar_issues_verified_tokens(ns, hs_secret):
+    kube.apply(app_doc(), ns)
+    kubectl("rollout", "status", "deployment/chat-app", "-n", ns, "--timeout=180s", timeout=200)
+    pod = app_pod(ns)
+    status, body = ask_token(ns, pod["metadata"]["name"], caller_token(hs_secret))
+    assert status == 200, body
+    data = kube.secret_data(ns, OWNED)
+    result = kube.verify_official(data["api-key"], data["api-secret"], body["token"])
+    assert result["ok"], result
+    assert result["claims"]["identity"] == "alice"
+    assert result["claims"]["video"]["room"] == ROOM and result["claims"]["video"]["roomJoin"] is True
+    # and the sidecar refuses what it should
+    status, body = ask_token(ns, pod["metadata"]["name"], caller_token("x" * 48))
+    assert status == 401, body
+
+
+def test_rotation_reaches_the_running_sidecar_without_a_restart(ns, hs_secret):
+    pod = app_pod(ns)
+    uid, restarts = pod["metadata"]["uid"], sidecar_restarts(pod)
+    old_key = get_json("lkc", CONFIG, "-n", ns)["status"]["apiKey"]
+    kubectl("annotate", "lkc", CONFIG, "-n", ns, f"livekit.kraken.dev/rotate={int(time.time())}", "--overwrite")
+    new_key = wait_for("a new API key in status",
+                       lambda: (k := get_json("lkc", CONFIG, "-n", ns)["status"]["apiKey"]) != old_key and k, timeout=60)
+    data = kube.secret_data(ns, OWNED)
+    assert data["api-key"] == new_key
+    assert old_key in data["keys.yaml"] and new_key in data["keys.yaml"], "keys.yaml keeps the old key for the grace period"
+
+    # The kubelet swaps the projected files (up to its sync period plus cache TTL, ~1-2 min), the
+    # sidecar sees the change and signs with the new key.
+    def signed_with_new_key():
+        status, body = ask_token(ns, pod["metadata"]["name"], caller_token(hs_secret))
+        assert status == 200, body
+        return body["token"] if kube.jwt_claims_unverified(body["token"])["iss"] == new_key else None
+
+    token = wait_for("a token signed with the new key", signed_with_new_key, timeout=180, interval=5)
+    result = kube.verify_official(new_key, data["api-secret"], token)
+    assert result["ok"], result
+    after = app_pod(ns)
+    assert after["metadata"]["uid"] == uid, "the pod was replaced"
+    assert sidecar_restarts(after) == restarts, "the sidecar restarted"
+
+
+def test_deleting_the_config_garbage_collects_owned_objects(ns):
+    kubectl("delete", "lkc", CONFIG, "-n", ns, "--wait=true", "--timeout=60s", timeout=90)
+    wait_for("owned Secret and ConfigMap to be garbage-collected",
+             lambda: get_json("secret", OWNED, "-n", ns) is None and get_json("configmap", OWNED, "-n", ns) is None,
+             timeout=90)
