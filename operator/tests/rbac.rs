@@ -1,0 +1,189 @@
+//! The chart's RBAC is derived from what the operator really calls. This test drives the operator
+//! through its scenarios against the fake API server, maps every recorded request to the RBAC verb
+//! and resource the API server would authorize, and compares that set with
+//! `charts/livekit-operator/rbac-calls.yaml`, the list the chart's tests hold the rendered Roles to.
+//! Lease calls come from kube-lease-manager (documented in that file) and are not exercised here.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::configs::*;
+use common::fake_api::{Call, FakeApi};
+use http::Method;
+use kube::runtime::events::Reporter;
+use livekit_operator::reconcile::{self, Backoff, Context};
+use serde_json::{Value, json};
+
+type Rule = (String, String, String); // verb, group, resource
+
+/// The verb and resource the API server authorizes a request as.
+fn authorized_as(call: &Call) -> Vec<Rule> {
+    let parts: Vec<&str> = call.path.trim_start_matches('/').split('/').collect();
+    // /api/v1/[namespaces/{ns}/]{resource}[/{name}[/{sub}]] or /apis/{group}/{version}/...
+    let (group, rest) = match parts.as_slice() {
+        ["api", _version, rest @ ..] => (String::new(), rest),
+        ["apis", group, _version, rest @ ..] => ((*group).to_owned(), rest),
+        _ => panic!("unexpected path {}", call.path),
+    };
+    let rest = match rest {
+        ["namespaces", _ns, rest @ ..] => rest,
+        rest => rest,
+    };
+    let (resource, named) = match rest {
+        [resource] => ((*resource).to_owned(), false),
+        [resource, _name] => ((*resource).to_owned(), true),
+        [resource, _name, sub] => (format!("{resource}/{sub}"), true),
+        _ => panic!("unexpected path {}", call.path),
+    };
+    let verbs: Vec<&str> = match (&call.method, named) {
+        (&Method::GET, false) if call.query.contains("watch=true") => vec!["watch"],
+        (&Method::GET, false) => vec!["list"],
+        (&Method::GET, true) => vec!["get"],
+        (&Method::POST, _) => vec!["create"],
+        // A server-side apply that finds no object creates it: authorized as create too.
+        (&Method::PATCH, _)
+            if call.content_type.contains("apply-patch") && !resource.contains('/') =>
+        {
+            vec!["patch", "create"]
+        }
+        (&Method::PATCH, _) => vec!["patch"],
+        (method, _) => panic!("unexpected method {method} {}", call.path),
+    };
+    verbs
+        .into_iter()
+        .map(|verb| (verb.to_owned(), group.clone(), resource.clone()))
+        .collect()
+}
+
+fn declared() -> BTreeSet<Rule> {
+    let path = format!(
+        "{}/../charts/livekit-operator/rbac-calls.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let file: Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    file["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap().to_owned();
+            (s("verb"), s("group"), s("resource"))
+        })
+        .collect()
+}
+
+fn context(api: &FakeApi) -> Arc<Context> {
+    Arc::new(Context::with_clock(
+        api.client(),
+        Reporter {
+            controller: "livekit-operator".into(),
+            instance: None,
+        },
+        Backoff::new(Duration::from_millis(10), Duration::from_millis(50)),
+        || "2026-01-01T00:00:00Z".parse().unwrap(),
+    ))
+}
+
+fn put_secret(api: &FakeApi, secret: k8s_openapi::api::core::v1::Secret) {
+    let name = secret.metadata.name.clone().unwrap();
+    let mut v = serde_json::to_value(secret).unwrap();
+    v["apiVersion"] = json!("v1");
+    v["kind"] = json!("Secret");
+    api.put("secrets", NS, &name, v);
+}
+
+async fn reconcile_once(api: &FakeApi, ctx: &Arc<Context>, name: &str) {
+    let config = serde_json::from_value(api.get("livekitconfigs", NS, name).unwrap()).unwrap();
+    let _ = reconcile::reconcile(Arc::new(config), ctx.clone()).await;
+}
+
+#[tokio::test]
+async fn the_chart_grants_exactly_what_the_operator_calls() {
+    let api = FakeApi::default();
+    let ctx = context(&api);
+
+    // The controller: lists and watches, reconciles a config with a source Secret (label apply),
+    // creates the owned objects, patches status, records Events.
+    api.put(
+        "livekitconfigs",
+        NS,
+        "chat",
+        serde_json::to_value(config("chat", SECRET_REF_SPEC)).unwrap(),
+    );
+    put_secret(&api, livekit_keys("APIk0000000001", "s"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(reconcile::run(ctx.clone(), Some(NS.into()), async {
+        let _ = rx.await;
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while api
+        .get("livekitconfigs", NS, "chat")
+        .unwrap()
+        .get("status")
+        .is_none()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no reconcile");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // A missing source (a Warning Event), repeated (the Recorder patches the Event), then found;
+    // a rotation of generated credentials.
+    api.put(
+        "livekitconfigs",
+        NS,
+        "lost",
+        serde_json::to_value(config(
+            "lost",
+            SECRET_REF_SPEC.replace("livekit-keys", "nowhere").as_str(),
+        ))
+        .unwrap(),
+    );
+    reconcile_once(&api, &ctx, "lost").await;
+    let mut found = livekit_keys("APIk0000000002", "s");
+    found.metadata.name = Some("nowhere".into());
+    put_secret(&api, found);
+    reconcile_once(&api, &ctx, "lost").await;
+    api.delete("secrets", NS, "nowhere");
+    reconcile_once(&api, &ctx, "lost").await;
+    api.put(
+        "livekitconfigs",
+        NS,
+        "gen",
+        serde_json::to_value(config("gen", GENERATE_SPEC)).unwrap(),
+    );
+    put_secret(&api, app_jwt());
+    reconcile_once(&api, &ctx, "gen").await;
+    let mut rotated = api.get("livekitconfigs", NS, "gen").unwrap();
+    rotated["metadata"]["annotations"] = json!({"livekit.kraken.dev/rotate": "now"});
+    api.put("livekitconfigs", NS, "gen", rotated);
+    reconcile_once(&api, &ctx, "gen").await;
+
+    let observed: BTreeSet<Rule> = api.calls().iter().flat_map(authorized_as).collect();
+    let declared = declared();
+    let leases: BTreeSet<Rule> = declared
+        .iter()
+        .filter(|r| r.2 == "leases")
+        .cloned()
+        .collect();
+    let undeclared: Vec<_> = observed.difference(&declared).collect();
+    assert!(
+        undeclared.is_empty(),
+        "the operator calls what the chart does not grant: {undeclared:?}"
+    );
+    let unused: Vec<_> = declared
+        .difference(&observed)
+        .filter(|r| !leases.contains(r))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "the chart grants what the operator never calls: {unused:?}"
+    );
+}
