@@ -29,7 +29,7 @@ use crate::error::{ApiError, error_response};
 use crate::metrics::Metrics;
 use crate::probe::{ProbeSettings, Reachability, ReachabilityCell};
 use crate::token::{claims_for, iso8601_millis, resolve_identity};
-use crate::validation::validate_token_request;
+use crate::validation::{validate_token_request, validate_token_source_request};
 
 /// Limits applied to every API request.
 #[derive(Debug, Clone)]
@@ -121,6 +121,7 @@ impl AppState {
 pub fn api_router(state: AppState) -> Router {
     Router::new()
         .route("/api/livekit/token", post(issue_token))
+        .route("/api/livekit/token-source", post(issue_token_source))
         .route("/api/livekit/connection-info", get(connection_info))
         .route("/api/livekit/health", get(health))
         .fallback(not_found)
@@ -194,11 +195,35 @@ struct TokenResponse {
     expires_at: String,
 }
 
+/// The two token endpoints: the documented API, and LiveKit's standard token endpoint that
+/// `livekit-client`'s `TokenSource.endpoint()` calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    Documented,
+    TokenSource,
+}
+
 async fn issue_token(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let result = token_response(&state, request).await;
+    counted(
+        &state,
+        token_response(&state, request, Flavor::Documented).await,
+    )
+}
+
+async fn issue_token_source(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    counted(
+        &state,
+        token_response(&state, request, Flavor::TokenSource).await,
+    )
+}
+
+fn counted(state: &AppState, result: Result<Response, ApiError>) -> Result<Response, ApiError> {
     let outcome = match &result {
         Ok(_) => "issued",
         Err(error) => error.token_outcome(),
@@ -207,14 +232,21 @@ async fn issue_token(
     result
 }
 
-async fn token_response(state: &AppState, request: Request) -> Result<Response, ApiError> {
+async fn token_response(
+    state: &AppState,
+    request: Request,
+    flavor: Flavor,
+) -> Result<Response, ApiError> {
     let snapshot = state.snapshot();
     let service = configured(&snapshot)?;
     let caller = authenticate(state, service, request.headers()).await?;
     let body = read_json_object(request, &state.limits).await?;
     let settings = &service.settings.token;
-    let token_request =
-        validate_token_request(&body, settings.max_ttl_seconds).map_err(ApiError::Validation)?;
+    let token_request = match flavor {
+        Flavor::Documented => validate_token_request(&body, settings.max_ttl_seconds),
+        Flavor::TokenSource => validate_token_source_request(&body),
+    }
+    .map_err(ApiError::Validation)?;
     let identity = resolve_identity(&token_request, &caller, settings.allow_identity_override)?;
     service
         .authorizer
@@ -235,19 +267,33 @@ async fn token_response(state: &AppState, request: Request) -> Result<Response, 
         ttl = claims.exp - claims.nbf,
         "token issued"
     );
-    let body = TokenResponse {
-        token,
-        expires_at: iso8601_millis(claims.exp),
-        identity: claims.sub,
-        room_id: claims.video.room,
-        name: claims.name,
+    let mut response = match flavor {
+        Flavor::Documented => Json(TokenResponse {
+            token,
+            expires_at: iso8601_millis(claims.exp),
+            identity: claims.sub,
+            room_id: claims.video.room,
+            name: claims.name,
+        })
+        .into_response(),
+        Flavor::TokenSource => Json(TokenSourceResponse {
+            server_url: &service.settings.server_url,
+            participant_token: token,
+        })
+        .into_response(),
     };
-    let mut response = Json(body).into_response();
     // A bearer credential: no cache may keep it.
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// LiveKit's standard token endpoint response (`TokenSourceResponse`, proto field names).
+#[derive(Serialize)]
+struct TokenSourceResponse<'a> {
+    server_url: &'a str,
+    participant_token: String,
 }
 
 #[derive(Serialize)]

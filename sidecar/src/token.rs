@@ -1,6 +1,8 @@
 //! LiveKit access tokens: the claims are a pure function of the request, the caller and the settings;
 //! signing is HS256 with the API secret, as livekit-server and its SDKs expect.
 
+use std::collections::BTreeMap;
+
 use jsonwebtoken::{EncodingKey, Header};
 use livekit_contract::TokenSettings;
 use serde::Serialize;
@@ -34,6 +36,10 @@ pub struct LiveKitClaims {
     pub exp: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<BTreeMap<String, String>>,
     pub video: VideoGrant,
 }
 
@@ -72,6 +78,8 @@ pub fn claims_for(
         nbf: now,
         exp: now + u64::from(ttl),
         name: request.name.clone().or_else(|| caller.name.clone()),
+        metadata: request.metadata.clone(),
+        attributes: request.attributes.clone(),
         video: VideoGrant {
             room: request.room_id.clone(),
             room_join: true,
@@ -146,10 +154,8 @@ mod tests {
 
     fn request(room: &str) -> TokenRequest {
         TokenRequest {
-            identity: None,
             room_id: room.into(),
-            name: None,
-            ttl: None,
+            ..TokenRequest::default()
         }
     }
 

@@ -1,18 +1,31 @@
 //! Request validation with class-validator's words, so clients of the original NestJS backend see the
 //! same messages. Every problem of a request is reported at once; unknown fields are ignored.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use crate::auth::MAX_IDENTITY_CHARS;
 
-/// A validated token request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A validated token request, from either endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TokenRequest {
     pub identity: Option<String>,
     pub room_id: String,
     pub name: Option<String>,
     pub ttl: Option<u32>,
+    /// Participant metadata (LiveKit's standard token endpoint only).
+    pub metadata: Option<String>,
+    /// Participant attributes (LiveKit's standard token endpoint only).
+    pub attributes: Option<BTreeMap<String, String>>,
 }
+
+/// Longest participant metadata accepted.
+pub const MAX_METADATA_CHARS: usize = 8192;
+/// Most participant attributes accepted, and their key and value lengths.
+pub const MAX_ATTRIBUTES: usize = 32;
+pub const MAX_ATTRIBUTE_KEY_CHARS: usize = 128;
+pub const MAX_ATTRIBUTE_VALUE_CHARS: usize = 1024;
 
 /// Validates the JSON object of `POST /api/livekit/token`; `max_ttl` is the configured ceiling.
 pub fn validate_token_request(
@@ -21,9 +34,9 @@ pub fn validate_token_request(
 ) -> Result<TokenRequest, Vec<String>> {
     let mut errors = Vec::new();
 
-    let identity = optional_string(body, "identity", "participant identity", &mut errors);
-    let room_id = required_string(body, "roomId", "room name", &mut errors);
-    let name = optional_string(body, "name", "participant name", &mut errors);
+    let identity = string_field(body, "identity", "participant identity", false, &mut errors);
+    let room_id = string_field(body, "roomId", "room name", true, &mut errors);
+    let name = string_field(body, "name", "participant name", false, &mut errors);
     let ttl = optional_ttl(body, max_ttl, &mut errors);
 
     match (errors.is_empty(), room_id) {
@@ -32,46 +45,126 @@ pub fn validate_token_request(
             room_id,
             name,
             ttl,
+            ..TokenRequest::default()
         }),
         _ => Err(errors),
     }
 }
 
-fn required_string(
+/// Validates the JSON object of LiveKit's standard token endpoint request (`TokenSourceRequest` in the
+/// client SDKs, proto field names). `room_config` is refused: a caller must not configure rooms or
+/// dispatch agents through its own token.
+pub fn validate_token_source_request(
+    body: &Map<String, Value>,
+) -> Result<TokenRequest, Vec<String>> {
+    let mut errors = Vec::new();
+
+    let room_id = string_field(body, "room_name", "room name", true, &mut errors);
+    let name = string_field(
+        body,
+        "participant_name",
+        "participant name",
+        false,
+        &mut errors,
+    );
+    let identity = string_field(
+        body,
+        "participant_identity",
+        "participant identity",
+        false,
+        &mut errors,
+    );
+    let metadata = match body.get("participant_metadata") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.chars().count() > MAX_METADATA_CHARS => {
+            errors.push(format!(
+                "participant_metadata must be shorter than or equal to {MAX_METADATA_CHARS} characters"
+            ));
+            None
+        }
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            errors.push("participant_metadata must be a string".into());
+            None
+        }
+    };
+    let attributes = attributes_field(body, &mut errors);
+    match body.get("room_config") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) if map.is_empty() => {}
+        Some(_) => errors.push("room_config is not accepted by this token server".into()),
+    }
+
+    match (errors.is_empty(), room_id) {
+        (true, Some(room_id)) => Ok(TokenRequest {
+            identity,
+            room_id,
+            name,
+            ttl: None,
+            metadata,
+            attributes,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn attributes_field(
+    body: &Map<String, Value>,
+    errors: &mut Vec<String>,
+) -> Option<BTreeMap<String, String>> {
+    let map = match body.get("participant_attributes") {
+        None | Some(Value::Null) => return None,
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            errors.push("participant_attributes must be an object of strings".into());
+            return None;
+        }
+    };
+    if map.len() > MAX_ATTRIBUTES {
+        errors.push(format!(
+            "participant_attributes must not have more than {MAX_ATTRIBUTES} entries"
+        ));
+        return None;
+    }
+    let mut attributes = BTreeMap::new();
+    for (key, value) in map {
+        let Value::String(value) = value else {
+            errors.push("participant_attributes must be an object of strings".into());
+            return None;
+        };
+        if key.is_empty() || key.chars().count() > MAX_ATTRIBUTE_KEY_CHARS {
+            errors.push(format!(
+                "participant_attributes keys must be 1 to {MAX_ATTRIBUTE_KEY_CHARS} characters"
+            ));
+            return None;
+        }
+        if value.chars().count() > MAX_ATTRIBUTE_VALUE_CHARS {
+            errors.push(format!(
+                "participant_attributes values must be shorter than or equal to {MAX_ATTRIBUTE_VALUE_CHARS} characters"
+            ));
+            return None;
+        }
+        attributes.insert(key.clone(), value.clone());
+    }
+    Some(attributes)
+}
+
+/// A string field: absent or null is "should not be empty" only when `required`.
+fn string_field(
     body: &Map<String, Value>,
     field: &str,
     livekit_name: &str,
+    required: bool,
     errors: &mut Vec<String>,
 ) -> Option<String> {
     match body.get(field) {
         None | Some(Value::Null) => {
-            errors.push(format!("{field} should not be empty"));
-            errors.push(format!("{field} must be a string"));
-            None
-        }
-        Some(Value::String(s)) => {
-            let before = errors.len();
-            if s.trim().is_empty() {
+            if required {
                 errors.push(format!("{field} should not be empty"));
+                errors.push(format!("{field} must be a string"));
             }
-            check_text(s, field, livekit_name, errors);
-            (errors.len() == before).then(|| s.clone())
-        }
-        Some(_) => {
-            errors.push(format!("{field} must be a string"));
             None
         }
-    }
-}
-
-fn optional_string(
-    body: &Map<String, Value>,
-    field: &str,
-    livekit_name: &str,
-    errors: &mut Vec<String>,
-) -> Option<String> {
-    match body.get(field) {
-        None | Some(Value::Null) => None,
         Some(Value::String(s)) => {
             let before = errors.len();
             if s.trim().is_empty() {
@@ -136,10 +229,8 @@ mod tests {
         assert_eq!(
             check(json!({"roomId": "r1"})).unwrap(),
             TokenRequest {
-                identity: None,
                 room_id: "r1".into(),
-                name: None,
-                ttl: None
+                ..TokenRequest::default()
             }
         );
         let full =
@@ -233,5 +324,65 @@ mod tests {
         );
         // Characters, not bytes.
         assert!(check(json!({"roomId": "é".repeat(256)})).is_ok());
+    }
+
+    fn source(body: Value) -> Result<TokenRequest, Vec<String>> {
+        validate_token_source_request(body.as_object().unwrap())
+    }
+
+    #[test]
+    fn token_source_requests() {
+        let full = source(json!({
+            "room_name": "r1", "participant_name": "Al", "participant_identity": "al",
+            "participant_metadata": "{\"k\":1}", "participant_attributes": {"team": "blue"},
+            "room_config": {}
+        }))
+        .unwrap();
+        assert_eq!(full.room_id, "r1");
+        assert_eq!(full.name.as_deref(), Some("Al"));
+        assert_eq!(full.identity.as_deref(), Some("al"));
+        assert_eq!(full.metadata.as_deref(), Some("{\"k\":1}"));
+        assert_eq!(full.attributes.unwrap()["team"], "blue");
+        assert_eq!(
+            source(json!({})).unwrap_err(),
+            vec![
+                "room_name should not be empty",
+                "room_name must be a string"
+            ]
+        );
+    }
+
+    #[test]
+    fn token_source_refusals() {
+        assert_eq!(
+            source(json!({"room_name": "r", "room_config": {"agents": [{"agent_name": "a"}]}}))
+                .unwrap_err(),
+            vec!["room_config is not accepted by this token server"]
+        );
+        assert_eq!(
+            source(json!({"room_name": "r", "participant_attributes": {"a": 1}})).unwrap_err(),
+            vec!["participant_attributes must be an object of strings"]
+        );
+        assert_eq!(
+            source(json!({"room_name": "r", "participant_attributes": ["a"]})).unwrap_err(),
+            vec!["participant_attributes must be an object of strings"]
+        );
+        let many: Map<String, Value> = (0..33).map(|i| (format!("k{i}"), json!("v"))).collect();
+        assert_eq!(
+            source(json!({"room_name": "r", "participant_attributes": many})).unwrap_err(),
+            vec!["participant_attributes must not have more than 32 entries"]
+        );
+        assert_eq!(
+            source(json!({"room_name": "r", "participant_metadata": "x".repeat(8193)}))
+                .unwrap_err(),
+            vec!["participant_metadata must be shorter than or equal to 8192 characters"]
+        );
+        assert_eq!(
+            source(json!({"room_name": 7, "participant_identity": ""})).unwrap_err(),
+            vec![
+                "room_name must be a string",
+                "participant_identity should not be empty"
+            ]
+        );
     }
 }

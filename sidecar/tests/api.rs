@@ -669,3 +669,55 @@ async fn oversized_headers_are_refused() {
     }
     assert_eq!(sidecar.get("/api/livekit/health", None).await.0, 200);
 }
+
+#[tokio::test]
+async fn livekit_standard_token_endpoint() {
+    let sidecar = sidecar().await;
+    let response = sidecar
+        .client
+        .post(format!("{}/api/livekit/token-source", sidecar.base))
+        .bearer_auth(alice())
+        .json(&json!({"room_name": "r9", "participant_attributes": {"k": "v"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let (status, body) = read(response).await;
+    assert_eq!(status, 200, "{body}");
+    let keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["participant_token", "server_url"]);
+    assert_eq!(body["server_url"], "wss://livekit.example.com");
+    let claims = decode_livekit(body["participant_token"].as_str().unwrap());
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["name"], "Alice");
+    assert_eq!(claims["attributes"], json!({"k": "v"}));
+    assert_eq!(claims["video"]["room"], "r9");
+    assert!(claims.get("metadata").is_none());
+
+    let response = sidecar
+        .client
+        .post(format!("{}/api/livekit/token-source", sidecar.base))
+        .bearer_auth(alice())
+        .json(&json!({"room_name": "", "room_config": {"name": "x"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        read(response).await,
+        (
+            400,
+            nest(
+                400,
+                json!([
+                    "room_name should not be empty",
+                    "room_config is not accepted by this token server"
+                ])
+            )
+        )
+    );
+}
