@@ -41,6 +41,7 @@ fn bench_token(c: &mut Criterion) {
         room_id: "64f7b1234567890abcdef123".into(),
         name: Some("Bench User".into()),
         ttl: Some(3600),
+        ..TokenRequest::default()
     };
     let signer = LiveKitSigner::new(
         "APIbenchkey".into(),
