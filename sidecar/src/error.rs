@@ -125,19 +125,25 @@ fn truncate(path: &str) -> String {
     format!("{}…", &path[..end])
 }
 
-#[derive(Serialize)]
+/// One message, or every validation message of a request.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
-enum Message {
+pub(crate) enum Message {
     One(String),
     Many(Vec<String>),
 }
 
 /// The NestJS error body.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ErrorBody {
+#[schema(example = json!({"statusCode": 403, "message": "Insufficient permissions. Required: JOIN_CHANNEL", "error": "Forbidden"}))]
+pub(crate) struct ErrorBody {
+    /// The HTTP status code, repeated.
+    #[schema(minimum = 400, maximum = 599)]
     status_code: u16,
+    /// What went wrong: a string, or an array of class-validator messages for validation errors.
     message: Message,
+    /// The status code's reason phrase, such as `Bad Request` or `Unauthorized`.
     error: &'static str,
 }
 

@@ -4,7 +4,8 @@
 //! Modules by concern: [`config`] (sources and the immutable snapshot), [`auth`] and [`jwks`] (caller
 //! authentication), [`authz`] (JOIN_CHANNEL), [`validation`] and [`token`] (pure request → claims),
 //! [`routes`] (HTTP), [`server`] (listeners and shutdown), [`error`] (NestJS-style errors),
-//! [`reload`] (hot reload), [`probe`] (LiveKit reachability), [`metrics`] (Prometheus).
+//! [`reload`] (hot reload), [`probe`] (LiveKit reachability), [`metrics`] (Prometheus), [`openapi`]
+//! (the OpenAPI document of the API).
 
 pub mod auth;
 pub mod authz;
@@ -14,6 +15,7 @@ pub mod dev;
 pub mod error;
 pub mod jwks;
 pub mod metrics;
+pub mod openapi;
 pub mod probe;
 pub mod reload;
 pub mod routes;

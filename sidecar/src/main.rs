@@ -6,6 +6,10 @@ use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Openapi) = &cli.command {
+        print!("{}", livekit_sidecar::openapi::json());
+        return ExitCode::SUCCESS;
+    }
     if let Some(Command::DevToken(args)) = &cli.command {
         livekit_sidecar::install_crypto_provider();
         return match livekit_sidecar::dev::dev_token(args) {

@@ -27,9 +27,18 @@ use crate::auth::{AuthFailure, Caller, VerifyError};
 use crate::config::{Service, Snapshot};
 use crate::error::{ApiError, error_response};
 use crate::metrics::Metrics;
+use crate::openapi::{ConnectionInfoErrors, HealthErrors, TokenErrors};
 use crate::probe::{ProbeSettings, Reachability, ReachabilityCell};
 use crate::token::{claims_for, iso8601_millis, resolve_identity};
-use crate::validation::{validate_token_request, validate_token_source_request};
+use crate::validation::{
+    TokenRequestBody, TokenSourceRequestBody, validate_token_request, validate_token_source_request,
+};
+
+/// The paths of the API, shared by the router and the OpenAPI document ([`crate::openapi`]).
+pub const TOKEN_PATH: &str = "/api/livekit/token";
+pub const TOKEN_SOURCE_PATH: &str = "/api/livekit/token-source";
+pub const CONNECTION_INFO_PATH: &str = "/api/livekit/connection-info";
+pub const HEALTH_PATH: &str = "/api/livekit/health";
 
 /// Limits applied to every API request.
 #[derive(Debug, Clone)]
@@ -120,10 +129,10 @@ impl AppState {
 /// The API router with all its layers.
 pub fn api_router(state: AppState) -> Router {
     Router::new()
-        .route("/api/livekit/token", post(issue_token))
-        .route("/api/livekit/token-source", post(issue_token_source))
-        .route("/api/livekit/connection-info", get(connection_info))
-        .route("/api/livekit/health", get(health))
+        .route(TOKEN_PATH, post(issue_token))
+        .route(TOKEN_SOURCE_PATH, post(issue_token_source))
+        .route(CONNECTION_INFO_PATH, get(connection_info))
+        .route(HEALTH_PATH, get(health))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
@@ -184,14 +193,21 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     response
 }
 
-#[derive(Serialize)]
+/// A LiveKit access token and what it grants.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TokenResponse {
+    /// The LiveKit access token (a JWT signed with the LiveKit API secret).
     token: String,
+    /// The participant identity in the token.
     identity: String,
+    /// The room the token lets its holder join.
     room_id: String,
+    /// The participant's display name, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
+    /// When the token expires (ISO 8601, UTC, milliseconds).
+    #[schema(format = DateTime)]
     expires_at: String,
 }
 
@@ -203,7 +219,23 @@ enum Flavor {
     TokenSource,
 }
 
-async fn issue_token(
+#[utoipa::path(
+    post,
+    path = TOKEN_PATH,
+    tag = "livekit",
+    operation_id = "issueToken",
+    summary = "Issue a LiveKit access token",
+    description = "Checks the caller token (401), the body (415/413/408/400), the identity override \
+        (403) and the caller's JOIN_CHANNEL permission for the room (403/404/503), then signs.",
+    request_body(content = TokenRequestBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The token.", body = TokenResponse,
+            headers(("Cache-Control" = String, description = "Always `no-store`."))),
+        TokenErrors,
+    ),
+    security(("bearerAuth" = [])),
+)]
+pub(crate) async fn issue_token(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, ApiError> {
@@ -213,7 +245,24 @@ async fn issue_token(
     )
 }
 
-async fn issue_token_source(
+#[utoipa::path(
+    post,
+    path = TOKEN_SOURCE_PATH,
+    tag = "livekit",
+    operation_id = "issueTokenSource",
+    summary = "LiveKit's standard token endpoint",
+    description = "The request and response of the LiveKit client SDKs' token server endpoint \
+        (`TokenSource.endpoint()`), with the same caller authentication, JOIN_CHANNEL authorization \
+        and errors as `POST /api/livekit/token`.",
+    request_body(content = TokenSourceRequestBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The server URL and the token.", body = TokenSourceResponse,
+            headers(("Cache-Control" = String, description = "Always `no-store`."))),
+        TokenErrors,
+    ),
+    security(("bearerAuth" = [])),
+)]
+pub(crate) async fn issue_token_source(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, ApiError> {
@@ -290,23 +339,56 @@ async fn token_response(
 }
 
 /// LiveKit's standard token endpoint response (`TokenSourceResponse`, proto field names).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TokenSourceResponse<'a> {
+    /// The LiveKit server URL clients connect to.
     server_url: &'a str,
+    /// The LiveKit access token.
     participant_token: String,
 }
 
-#[derive(Serialize)]
+/// Where and how clients connect.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ConnectionInfo<'a> {
+    /// The LiveKit server URL clients connect to.
     server_url: &'a str,
+    /// The deployment's region, when configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     region: Option<&'a str>,
+    /// Always true in a 200 answer.
     configured: bool,
+    #[schema(value_type = FeaturesDoc)]
     features: &'a livekit_contract::Features,
 }
 
-async fn connection_info(
+// `livekit_contract::Features`, documented here because that crate does not depend on utoipa; a test
+// checks the field names against its JSON.
+/// What the deployment offers to clients.
+#[derive(utoipa::ToSchema)]
+#[schema(as = Features)]
+#[allow(dead_code)]
+pub(crate) struct FeaturesDoc {
+    audio: bool,
+    video: bool,
+    #[schema(rename = "screenShare")]
+    screen_share: bool,
+    recording: bool,
+}
+
+#[utoipa::path(
+    get,
+    path = CONNECTION_INFO_PATH,
+    tag = "livekit",
+    operation_id = "connectionInfo",
+    summary = "Where and how clients connect",
+    responses(
+        (status = 200, description = "The connection details.", body = ConnectionInfo),
+        ConnectionInfoErrors,
+    ),
+    security(("bearerAuth" = [])),
+)]
+pub(crate) async fn connection_info(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -323,13 +405,38 @@ async fn connection_info(
     .into_response())
 }
 
-#[derive(Serialize)]
-struct Health {
+/// Whether the sidecar can issue tokens.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Health {
+    /// `healthy` when configured and, if probing is on and required, the LiveKit server answers.
+    #[schema(value_type = HealthStatus)]
     status: &'static str,
+    /// Whether LiveKit credentials are configured.
     configured: bool,
 }
 
-async fn health(State(state): State<AppState>) -> Json<Health> {
+/// `healthy` when the sidecar can issue tokens.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum HealthStatus {
+    Healthy,
+    Unhealthy,
+}
+
+#[utoipa::path(
+    get,
+    path = HEALTH_PATH,
+    tag = "livekit",
+    operation_id = "health",
+    summary = "Health, without authentication",
+    description = "Always 200 while the sidecar runs; `status` says whether it can issue tokens.",
+    responses(
+        (status = 200, description = "The health.", body = Health),
+        HealthErrors,
+    ),
+)]
+pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: if state.is_healthy() {
             "healthy"
@@ -504,6 +611,21 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
         h
+    }
+
+    #[test]
+    fn documented_features_are_the_served_ones() {
+        let served = serde_json::to_value(livekit_contract::Features::default()).unwrap();
+        let documented =
+            serde_json::to_value(<FeaturesDoc as utoipa::PartialSchema>::schema()).unwrap();
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&served), keys(&documented["properties"]));
+        assert_eq!(keys(&served), {
+            let mut required: Vec<String> =
+                serde_json::from_value(documented["required"].clone()).unwrap();
+            required.sort();
+            required
+        });
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 
 use crate::auth::MAX_IDENTITY_CHARS;
 
@@ -26,6 +27,92 @@ pub const MAX_METADATA_CHARS: usize = 8192;
 pub const MAX_ATTRIBUTES: usize = 32;
 pub const MAX_ATTRIBUTE_KEY_CHARS: usize = 128;
 pub const MAX_ATTRIBUTE_VALUE_CHARS: usize = 1024;
+
+// The two request bodies, for the OpenAPI document only: validation reads the JSON object by hand to
+// answer with class-validator's messages. The tests below check that the documented fields are exactly
+// the ones validation reads, and that the documented limits are the constants validation uses.
+
+/// The body of `POST /api/livekit/token`. Unknown fields are ignored. Text fields must not be blank
+/// nor contain control characters.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"roomId": "64f7b1234567890abcdef123", "ttl": 3600}))]
+pub struct TokenRequestBody {
+    /// The participant identity of the token; the caller's identity when absent. Another identity
+    /// than the caller's is refused (403) unless identity override is on.
+    #[schema(min_length = 1, max_length = 256)]
+    pub identity: Option<String>,
+    /// The room (channel) to join; the caller needs JOIN_CHANNEL for it.
+    #[schema(rename = "roomId", min_length = 1, max_length = 256)]
+    pub room_id: String,
+    /// The participant's display name; the caller token's name when absent.
+    #[schema(min_length = 1, max_length = 256)]
+    pub name: Option<String>,
+    /// Lifetime of the LiveKit token in seconds, at most the configured maximum (86400 by default);
+    /// the configured default when absent.
+    #[schema(minimum = 1)]
+    pub ttl: Option<u32>,
+}
+
+/// The body of LiveKit's standard token endpoint (`TokenSourceRequest` of the LiveKit client SDKs,
+/// proto field names). Unknown fields are ignored. Text fields must not be blank nor contain control
+/// characters.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"room_name": "64f7b1234567890abcdef123", "participant_name": "Alice"}))]
+pub struct TokenSourceRequestBody {
+    /// The room to join; the caller needs JOIN_CHANNEL for it.
+    #[schema(min_length = 1, max_length = 256)]
+    pub room_name: String,
+    /// The participant identity; the caller's identity when absent. Another identity than the
+    /// caller's is refused (403) unless identity override is on.
+    #[schema(min_length = 1, max_length = 256)]
+    pub participant_identity: Option<String>,
+    /// The participant's display name; the caller token's name when absent.
+    #[schema(min_length = 1, max_length = 256)]
+    pub participant_name: Option<String>,
+    /// Participant metadata (often JSON text), stored in the token as it is.
+    #[schema(max_length = 8192)]
+    pub participant_metadata: Option<String>,
+    #[schema(schema_with = attributes_schema)]
+    pub participant_attributes: Option<BTreeMap<String, String>>,
+    #[schema(schema_with = room_config_schema)]
+    pub room_config: Option<serde_json::Value>,
+}
+
+fn attributes_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(
+            [Type::Object, Type::Null]
+                .into_iter()
+                .collect::<SchemaType>(),
+        )
+        .max_properties(Some(MAX_ATTRIBUTES))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(MAX_ATTRIBUTE_KEY_CHARS)),
+        ))
+        .additional_properties(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(MAX_ATTRIBUTE_VALUE_CHARS)),
+        ))
+        .description(Some(
+            "Participant attributes: string keys to string values.",
+        ))
+        .build()
+}
+
+fn room_config_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type([Type::Object, Type::Null].into_iter().collect::<SchemaType>())
+        .max_properties(Some(0))
+        .description(Some(
+            "Refused unless empty: a caller must not configure rooms or dispatch agents through its \
+             own token.",
+        ))
+        .build()
+}
 
 /// Validates the JSON object of `POST /api/livekit/token`; `max_ttl` is the configured ceiling.
 pub fn validate_token_request(
@@ -219,6 +306,8 @@ fn optional_ttl(body: &Map<String, Value>, max_ttl: u32, errors: &mut Vec<String
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::collections::BTreeSet;
+    use utoipa::PartialSchema;
 
     fn check(body: Value) -> Result<TokenRequest, Vec<String>> {
         validate_token_request(body.as_object().unwrap(), 86_400)
@@ -324,6 +413,85 @@ mod tests {
         );
         // Characters, not bytes.
         assert!(check(json!({"roomId": "é".repeat(256)})).is_ok());
+    }
+
+    /// The documented properties of a request body schema, and the required ones.
+    fn documented<T: utoipa::PartialSchema>() -> (BTreeSet<String>, BTreeSet<String>) {
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        let properties = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let required = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        (properties, required)
+    }
+
+    /// The fields validation reads, found by giving every documented field (and an undocumented
+    /// one) a value no field accepts, and the fields it requires, found with an empty body.
+    fn read_by_validation(
+        properties: &BTreeSet<String>,
+        validate: impl Fn(&Map<String, Value>) -> Result<TokenRequest, Vec<String>>,
+    ) -> (BTreeSet<String>, BTreeSet<String>) {
+        let field_of = |message: &String| message.split(' ').next().unwrap().to_owned();
+        let mut body: Map<String, Value> =
+            properties.iter().map(|p| (p.clone(), json!([]))).collect();
+        body.insert("undocumented".into(), json!([]));
+        let read = validate(&body).unwrap_err().iter().map(field_of).collect();
+        let required = validate(&Map::new())
+            .unwrap_err()
+            .iter()
+            .map(field_of)
+            .collect();
+        (read, required)
+    }
+
+    #[test]
+    fn documented_token_request_fields_are_the_validated_ones() {
+        let (properties, required) = documented::<TokenRequestBody>();
+        let (read, read_required) =
+            read_by_validation(&properties, |body| validate_token_request(body, 86_400));
+        assert_eq!(properties, read);
+        assert_eq!(required, read_required);
+        assert_eq!(properties.len(), 4);
+    }
+
+    #[test]
+    fn documented_limits_are_the_validated_ones() {
+        let token = serde_json::to_value(TokenRequestBody::schema()).unwrap();
+        let source = serde_json::to_value(TokenSourceRequestBody::schema()).unwrap();
+        for (schema, field) in [
+            (&token, "identity"),
+            (&token, "roomId"),
+            (&token, "name"),
+            (&source, "room_name"),
+            (&source, "participant_identity"),
+            (&source, "participant_name"),
+        ] {
+            assert_eq!(
+                schema["properties"][field]["maxLength"], MAX_IDENTITY_CHARS,
+                "{field}"
+            );
+        }
+        assert_eq!(
+            source["properties"]["participant_metadata"]["maxLength"],
+            MAX_METADATA_CHARS
+        );
+    }
+
+    #[test]
+    fn documented_token_source_request_fields_are_the_validated_ones() {
+        let (properties, required) = documented::<TokenSourceRequestBody>();
+        let (read, read_required) = read_by_validation(&properties, validate_token_source_request);
+        assert_eq!(properties, read);
+        assert_eq!(required, read_required);
+        assert_eq!(properties.len(), 6);
     }
 
     fn source(body: Value) -> Result<TokenRequest, Vec<String>> {
