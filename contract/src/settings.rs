@@ -109,9 +109,10 @@ impl Default for Grants {
     }
 }
 
-/// JWS algorithms a caller token may be signed with. Only these names are accepted, and only the ones
-/// configured: the token's own header never widens the list.
+/// JWS algorithm names a caller token may be signed with.
+// Only the configured ones are accepted: the token's own header never widens the list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub enum Algorithm {
     HS256,
     HS384,

@@ -231,43 +231,6 @@ impl Default for GrantsSpec {
     }
 }
 
-/// JWS algorithm names a caller token may be signed with.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AlgorithmName {
-    HS256,
-    HS384,
-    HS512,
-    RS256,
-    RS384,
-    RS512,
-    PS256,
-    PS384,
-    PS512,
-    ES256,
-    ES384,
-    EdDSA,
-}
-
-impl From<AlgorithmName> for livekit_contract::Algorithm {
-    fn from(a: AlgorithmName) -> Self {
-        use livekit_contract::Algorithm as A;
-        match a {
-            AlgorithmName::HS256 => A::HS256,
-            AlgorithmName::HS384 => A::HS384,
-            AlgorithmName::HS512 => A::HS512,
-            AlgorithmName::RS256 => A::RS256,
-            AlgorithmName::RS384 => A::RS384,
-            AlgorithmName::RS512 => A::RS512,
-            AlgorithmName::PS256 => A::PS256,
-            AlgorithmName::PS384 => A::PS384,
-            AlgorithmName::PS512 => A::PS512,
-            AlgorithmName::ES256 => A::ES256,
-            AlgorithmName::ES384 => A::ES384,
-            AlgorithmName::EdDSA => A::EdDSA,
-        }
-    }
-}
-
 /// How the sidecar verifies the application's user JWTs. Keys come from `jwksUrl` or from a Secret
 /// (`secretRef`): an HMAC secret for HS* algorithms, PEM public keys for the others.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -299,7 +262,7 @@ pub struct AuthSpec {
     #[schemars(length(min = 1, max = 12))]
     #[x_kube(validation = kube::core::Rule::new("self.all(a, self.exists_one(b, b == a))")
         .message("auth.algorithms must not repeat an algorithm"))]
-    pub algorithms: Vec<AlgorithmName>,
+    pub algorithms: Vec<livekit_contract::Algorithm>,
     /// JWKS endpoint (http or https) with the public keys of the caller token issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048))]

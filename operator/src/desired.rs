@@ -149,7 +149,7 @@ pub fn settings(spec: &LiveKitConfigSpec) -> SidecarSettings {
         auth: CallerAuthSettings {
             issuer: a.issuer.clone(),
             audiences: a.audiences.clone(),
-            algorithms: a.algorithms.iter().map(|&x| x.into()).collect(),
+            algorithms: a.algorithms.clone(),
             jwks_url: a.jwks_url.clone(),
             identity_claim: a.identity_claim.clone(),
             name_claim: a.name_claim.clone(),

@@ -123,12 +123,7 @@ pub struct WebhookAuthorizer {
 
 impl WebhookAuthorizer {
     pub fn new(url: url::Url, timeout: Duration, cache_ttl: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("a client with static settings always builds");
+        let client = crate::outbound::client(timeout);
         Self {
             url,
             client,

@@ -42,12 +42,7 @@ pub struct JwksSource {
 
 impl JwksSource {
     pub fn new(url: Url) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(FETCH_TIMEOUT)
-            .connect_timeout(FETCH_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("a client with static settings always builds");
+        let client = crate::outbound::client(FETCH_TIMEOUT);
         Self {
             url,
             client,

@@ -16,6 +16,7 @@ pub mod error;
 pub mod jwks;
 pub mod metrics;
 pub mod openapi;
+pub mod outbound;
 pub mod probe;
 pub mod reload;
 pub mod routes;

@@ -23,7 +23,8 @@ fn main() -> ExitCode {
             }
         };
     }
-    init_logging(cli.serve.log_format);
+    // Flushes buffered log lines when main returns.
+    let _log_guard = init_logging(cli.serve.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -46,15 +47,21 @@ fn main() -> ExitCode {
     })
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs to stderr through a writer thread, so request handling never waits on a write system call;
+/// the buffer blocks rather than drops when full, so no line is lost.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
     }
+    guard
 }

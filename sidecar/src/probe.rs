@@ -81,12 +81,7 @@ pub fn spawn(state: AppState, settings: ProbeSettings, shutdown: CancellationTok
         return;
     }
     tokio::spawn(async move {
-        let client = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("a client with static settings always builds");
+        let client = crate::outbound::client(settings.timeout);
         loop {
             let target = state
                 .snapshot()
