@@ -2,7 +2,7 @@
 # THE test command: installs what the tests need, then runs every check CI runs.
 #   ./scripts/test.sh
 # Steps: scripts/test-deps.sh, cargo fmt --check, cargo clippy -D warnings, cargo nextest (all tests,
-# time-bounded by .config/nextest.toml), doctests, schemathesis against the live sidecar (OpenAPI
+# time-bounded by .config/nextest.toml; there are no doctests), schemathesis against the live sidecar (OpenAPI
 # document), pytest tests/chart (Helm chart, manifests, Dockerfiles).
 # Stops at the first failing step and names it.
 set -euo pipefail
@@ -39,9 +39,6 @@ cargo build -p livekit-sidecar --bins || fail "the livekit-sidecar binary does n
 
 step "cargo nextest run --workspace --no-fail-fast (profile ${NEXTEST_PROFILE:-default})"
 cargo nextest run --workspace --no-fail-fast || fail "tests failed (see the summary above)"
-
-step "cargo test --workspace --doc"
-cargo test --workspace --doc || fail "doctests failed"
 
 # schemathesis against a live --dev sidecar on loopback, with the committed sidecar/openapi.json (the
 # nextest step above checked that it is the document the code generates).
