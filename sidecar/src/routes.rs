@@ -100,6 +100,13 @@ impl AppState {
         self.refresh_health_gauges();
     }
 
+    /// A slot among `--max-concurrency` requests at work; refused (503), never queued without bound.
+    fn try_enter(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            ApiError::Unavailable("Too many requests in progress, please retry".into())
+        })
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
@@ -177,9 +184,15 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let response = match state.in_flight.clone().try_acquire_owned() {
-        Err(_) => ApiError::Unavailable("Too many requests in progress, please retry".into())
-            .into_response(),
+    // Requests with a body take their slot once the body is in (see `token_response`), so clients
+    // that trickle bodies cannot hold every slot; they are bounded by the body timeout instead.
+    let permit = if request.method() == Method::POST {
+        Ok(None)
+    } else {
+        state.try_enter().map(Some)
+    };
+    let response = match permit {
+        Err(error) => error.into_response(),
         Ok(_permit) => {
             match tokio::time::timeout(state.limits.request_timeout, next.run(request)).await {
                 Ok(response) => response,
@@ -290,6 +303,7 @@ async fn token_response(
     let service = configured(&snapshot)?;
     let caller = authenticate(state, service, request.headers()).await?;
     let body = read_json_object(request, &state.limits).await?;
+    let _permit = state.try_enter()?;
     let settings = &service.settings.token;
     let token_request = match flavor {
         Flavor::Documented => validate_token_request(&body, settings.max_ttl_seconds),

@@ -177,3 +177,28 @@ async fn excess_concurrency_is_refused_not_queued() {
     assert_eq!(held.await.unwrap(), 200);
     assert_eq!(sidecar.get("/api/livekit/health", None).await.0, 200);
 }
+
+/// A caller that trickles its body holds no concurrency slot: others are still served.
+#[tokio::test]
+async fn trickled_bodies_do_not_take_concurrency_slots() {
+    use tokio::io::AsyncWriteExt;
+    let sidecar =
+        TestSidecar::start_with(input(hs_settings(), hs_keys()), &["--max-concurrency", "1"]).await;
+    let addr = sidecar.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/livekit/token HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"room",
+        hs_token(&caller_claims("alice", &["JOIN_CHANNEL"]))
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, body) = sidecar
+        .post_token(
+            Some(&hs_token(&caller_claims("bob", &["JOIN_CHANNEL"]))),
+            json!({"roomId": "r"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(sidecar.get("/api/livekit/health", None).await.0, 200);
+    drop(slow);
+}
