@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry, TextEncoder,
@@ -39,18 +40,11 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
-            g
+            register(&registry, IntGauge::new(name, help).expect("valid metric"))
         };
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
+            register(&registry, c)
         };
         // Tokens take well under a millisecond; webhooks and JWKS fetches take up to seconds.
         let buckets = vec![
@@ -79,18 +73,18 @@ impl Metrics {
             "API requests by route and status class",
             &["route", "status_class"],
         );
-        let http_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "livekit_sidecar_http_request_duration_seconds",
-                "API request duration by route",
+        let http_duration = register(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "livekit_sidecar_http_request_duration_seconds",
+                    "API request duration by route",
+                )
+                .buckets(buckets.clone()),
+                &["route"],
             )
-            .buckets(buckets.clone()),
-            &["route"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(http_duration.clone()))
-            .expect("unique metric");
+            .expect("valid metric"),
+        );
         let auth_failures = counter(
             "livekit_sidecar_caller_auth_failures_total",
             "Refused caller tokens by reason",
@@ -101,41 +95,41 @@ impl Metrics {
             "Authorization webhook calls by outcome (allow, deny, not_found, error, timeout)",
             &["outcome"],
         );
-        let webhook_duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "livekit_sidecar_authz_webhook_duration_seconds",
-                "Authorization webhook call duration",
+        let webhook_duration = register(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "livekit_sidecar_authz_webhook_duration_seconds",
+                    "Authorization webhook call duration",
+                )
+                .buckets(buckets),
             )
-            .buckets(buckets),
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(webhook_duration.clone()))
-            .expect("unique metric");
+            .expect("valid metric"),
+        );
         let reloads = counter(
             "livekit_sidecar_config_reloads_total",
             "Configuration reloads by result (success, failure)",
             &["result"],
         );
-        let last_reload_success = Gauge::new(
-            "livekit_sidecar_config_last_reload_success_timestamp_seconds",
-            "Unix time of the last configuration load that was swapped in",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(last_reload_success.clone()))
-            .expect("unique metric");
-        let build_info = IntGaugeVec::new(
-            Opts::new(
-                "livekit_sidecar_build_info",
-                "Version of the running sidecar; always 1",
-            ),
-            &["version"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(build_info.clone()))
-            .expect("unique metric");
+        let last_reload_success = register(
+            &registry,
+            Gauge::new(
+                "livekit_sidecar_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last configuration load that was swapped in",
+            )
+            .expect("valid metric"),
+        );
+        let build_info = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "livekit_sidecar_build_info",
+                    "Version of the running sidecar; always 1",
+                ),
+                &["version"],
+            )
+            .expect("valid metric"),
+        );
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -214,6 +208,14 @@ impl Metrics {
             .expect("text encoding of gathered metrics cannot fail");
         String::from_utf8(buffer).expect("the text format is UTF-8")
     }
+}
+
+/// Registers a collector and hands back the handle to update it.
+fn register<C: Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
+    registry
+        .register(Box::new(collector.clone()))
+        .expect("unique metric");
+    collector
 }
 
 impl Default for Metrics {
