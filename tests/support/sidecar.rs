@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub use rustix::process::Signal;
+use rustix::process::{Pid, kill_process};
 use serde_json::Value;
 
 /// How long a sidecar may take to say it is listening.
@@ -234,18 +236,13 @@ impl SidecarProcess {
         self.child.id()
     }
 
-    /// Sends `signal` (e.g. `libc::SIGTERM`) to the child.
+    /// Sends `signal` (e.g. [`Signal::TERM`]) to the child, which we have not yet reaped.
     #[track_caller]
-    pub fn signal(&self, signal: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pids fit pid_t");
-        // SAFETY: kill(2) with the pid of our own child, which we have not yet reaped.
-        let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(
-            rc,
-            0,
-            "kill({pid}, {signal}) failed: {}",
-            std::io::Error::last_os_error()
-        );
+    pub fn signal(&self, signal: Signal) {
+        let pid = Pid::from_child(&self.child);
+        if let Err(e) = kill_process(pid, signal) {
+            panic!("kill({pid:?}, {signal:?}) failed: {e}");
+        }
     }
 
     /// Waits up to `timeout` for the child to exit; then the stderr drain is joined, so

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use livekit_integration_tests::sidecar::{Http, Reply, SidecarProcess};
+use livekit_integration_tests::sidecar::{Http, Reply, SidecarProcess, Signal};
 use livekit_integration_tests::webhook::Webhook;
 use serde_json::{Value, json};
 
@@ -214,7 +214,7 @@ fn sigterm_under_load_completes_requests_in_flight_and_refuses_new_connections()
         .map(|r| r.body["roomId"].as_str().unwrap().to_owned())
         .collect();
     let signalled = Instant::now();
-    sidecar.signal(libc::SIGTERM);
+    sidecar.signal(Signal::TERM);
 
     // New connections are refused promptly, and keep being refused; an attempt never hangs.
     let mut first_refusal = None;
@@ -345,7 +345,7 @@ fn sigterm_exits_within_the_grace_period_even_with_requests_stuck() {
             .expect("the requests reach the webhook");
     }
     let signalled = Instant::now();
-    sidecar.signal(libc::SIGTERM);
+    sidecar.signal(Signal::TERM);
     let status = sidecar
         .wait_exit(Duration::from_secs(4))
         .unwrap_or_else(|| panic!("no exit within 4 s; stderr:\n{}", sidecar.stderr()));

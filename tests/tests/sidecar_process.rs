@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use livekit_contract::{Algorithm as CallerAlgorithm, SidecarSettings, keys};
-use livekit_integration_tests::sidecar::{Http, Reply, SidecarProcess, run_to_exit};
+use livekit_integration_tests::sidecar::{Http, Reply, SidecarProcess, Signal, run_to_exit};
 use livekit_integration_tests::verifiers::{Verifier, VerifyRequest};
 use livekit_integration_tests::webhook::Webhook;
 use serde_json::{Value, json};
@@ -780,7 +780,7 @@ fn sigterm_lets_the_request_in_flight_finish() {
     );
 
     let signalled = Instant::now();
-    sidecar.signal(libc::SIGTERM);
+    sidecar.signal(Signal::TERM);
     // The listener closes at once, while the request in flight is still waiting for the webhook.
     let mut refused_while_draining = false;
     while signalled.elapsed() < Duration::from_millis(800) {

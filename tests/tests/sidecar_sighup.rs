@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use livekit_integration_tests::sidecar::{Http, SidecarProcess};
+use livekit_integration_tests::sidecar::{Http, SidecarProcess, Signal};
 use serde_json::json;
 
 fn fixture(name: &str) -> String {
@@ -77,13 +77,13 @@ fn sighup_reloads_the_environment_source() {
     std::fs::write(&keys, fixture("rsa2-public.pem")).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(status_with(&sidecar, &http, &first), 200);
-    sidecar.signal(libc::SIGHUP);
+    sidecar.signal(Signal::HUP);
     wait_for_status(&sidecar, &http, &second, 200);
     assert_eq!(status_with(&sidecar, &http, &first), 401);
 
     // A broken file: SIGHUP reports the failure and keeps serving with the last good keys.
     std::fs::write(&keys, "not a key").unwrap();
-    sidecar.signal(libc::SIGHUP);
+    sidecar.signal(Signal::HUP);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let metrics = http
