@@ -92,7 +92,7 @@ impl Metrics {
         );
         let webhook_requests = counter(
             "livekit_sidecar_authz_webhook_requests_total",
-            "Authorization webhook calls by outcome (allow, deny, not_found, error, timeout)",
+            "Authorization webhook calls by outcome (allow, deny, not_found, invalid_answer, error, timeout)",
             &["outcome"],
         );
         let webhook_duration = register(
@@ -147,7 +147,7 @@ impl Metrics {
         for result in ["success", "failure"] {
             reloads.with_label_values(&[result]);
         }
-        for outcome in ["allow", "deny", "not_found", "error", "timeout"] {
+        for outcome in crate::authz::WEBHOOK_OUTCOMES {
             webhook_requests.with_label_values(&[outcome]);
         }
 

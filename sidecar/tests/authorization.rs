@@ -33,8 +33,19 @@ fn caller() -> String {
     hs_token(&caller_claims("alice", &[]))
 }
 
+fn metric(text: &str, outcome: &str) -> u64 {
+    let prefix = format!("livekit_sidecar_authz_webhook_requests_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {outcome} series in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// The whole contract, one answer at a time: only 204 and 200 `{"allow": true}` allow, a wrong URL or
+/// an answer outside the contract never does, and each answer counts under its own metric outcome.
 #[tokio::test]
-async fn webhook_answers_map_to_the_spec() {
+async fn webhook_semantics_table() {
     let hook = Webhook::default();
     let (sidecar, _server) = with_webhook(&hook, 500, 0, &[]).await;
     let (status, body) = sidecar
@@ -45,48 +56,57 @@ async fn webhook_answers_map_to_the_spec() {
         hook.last_body.lock().unwrap().clone().unwrap(),
         json!({"subject": "alice", "identity": "alice", "roomId": "allow-1", "permission": "JOIN_CHANNEL"})
     );
-    assert_eq!(
-        sidecar
-            .post_token(Some(&caller()), json!({"roomId": "deny-1"}))
-            .await,
-        (
-            403,
-            nest(
-                403,
-                json!("Insufficient permissions. Required: JOIN_CHANNEL")
-            )
-        )
-    );
-    assert_eq!(
-        sidecar
-            .post_token(Some(&caller()), json!({"roomId": "missing-64f7b1"}))
-            .await,
-        (
-            404,
-            nest(404, json!("Channel with ID missing-64f7b1 not found"))
-        )
+    let forbidden = nest(
+        403,
+        json!("Insufficient permissions. Required: JOIN_CHANNEL"),
     );
     let unavailable = nest(
         503,
         json!("Authorization service unavailable, please retry later"),
     );
-    assert_eq!(
-        sidecar
-            .post_token(Some(&caller()), json!({"roomId": "broken-1"}))
-            .await,
-        (503, unavailable.clone())
-    );
-    let started = std::time::Instant::now();
-    assert_eq!(
-        sidecar
-            .post_token(Some(&caller()), json!({"roomId": "slow-1"}))
-            .await,
-        (503, unavailable)
-    );
-    assert!(
-        started.elapsed() < Duration::from_millis(1900),
-        "the webhook timeout bounds the wait"
-    );
+    let table = [
+        ("allowjson-1", 200, "allow"),
+        ("denyjson-1", 403, "deny"),
+        ("deny-1", 403, "deny"),
+        ("unauth-1", 403, "deny"),
+        ("denybody-1", 403, "deny"),
+        ("missing-64f7b1", 404, "not_found"),
+        ("bare-1", 503, "invalid_answer"),
+        ("html-1", 503, "invalid_answer"),
+        ("accepted-1", 503, "invalid_answer"),
+        ("redirect-1", 503, "invalid_answer"),
+        ("huge-1", 503, "invalid_answer"),
+        ("broken-1", 503, "error"),
+        ("stall-1", 503, "timeout"),
+        ("slow-1", 503, "timeout"),
+    ];
+    for (room, expected, outcome) in table {
+        let before = metric(&sidecar.metrics_text().await, outcome);
+        let started = std::time::Instant::now();
+        let (status, body) = sidecar
+            .post_token(Some(&caller()), json!({"roomId": room}))
+            .await;
+        assert_eq!(status, expected, "{room}: {body}");
+        match expected {
+            200 => assert!(body["token"].is_string(), "{room}: {body}"),
+            403 => assert_eq!(body, forbidden, "{room}"),
+            404 => assert_eq!(
+                body,
+                nest(404, json!(format!("Channel with ID {room} not found")))
+            ),
+            _ => assert_eq!(body, unavailable, "{room}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "{room}: the webhook time-out bounds status and body"
+        );
+        assert_eq!(
+            metric(&sidecar.metrics_text().await, outcome),
+            before + 1,
+            "{room} counts as {outcome}"
+        );
+    }
+    assert_eq!(hook.redirected_calls(), 0, "a redirect is never followed");
 }
 
 #[tokio::test]
@@ -138,6 +158,14 @@ async fn answers_are_cached_per_caller_and_room() {
         200
     );
     assert_eq!(hook.calls(), 3, "another caller is asked about separately");
+    for _ in 0..2 {
+        let (status, _) = sidecar
+            .post_token(Some(&caller()), json!({"roomId": "missing-a"}))
+            .await;
+        assert_eq!(status, 404);
+    }
+    assert_eq!(hook.calls(), 4, "an unknown channel is cached too");
+    let before = hook.calls();
     // Failures are not cached: the next request asks again.
     sidecar
         .post_token(Some(&caller()), json!({"roomId": "broken-a"}))
@@ -145,7 +173,7 @@ async fn answers_are_cached_per_caller_and_room() {
     sidecar
         .post_token(Some(&caller()), json!({"roomId": "broken-a"}))
         .await;
-    assert_eq!(hook.calls(), 5);
+    assert_eq!(hook.calls(), before + 2);
 }
 
 #[tokio::test]

@@ -157,8 +157,13 @@ fn handle(
 
     std::thread::sleep(delay);
     let mut stream = stream;
-    let response =
-        format!("HTTP/1.1 {status} Webhook\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    // A 204 carries no body and, as real servers do, no content-length.
+    let length = if status == 204 {
+        ""
+    } else {
+        "content-length: 0\r\n"
+    };
+    let response = format!("HTTP/1.1 {status} Webhook\r\n{length}connection: close\r\n\r\n");
     let _ = stream.write_all(response.as_bytes());
     let _ = stream.flush();
 }

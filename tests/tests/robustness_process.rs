@@ -176,7 +176,7 @@ fn request_stream(
 #[test]
 fn sigterm_under_load_completes_requests_in_flight_and_refuses_new_connections() {
     const CLIENTS: usize = 6;
-    let webhook = Webhook::start(200, Duration::from_millis(1000));
+    let webhook = Webhook::start(204, Duration::from_millis(1000));
     let mut sidecar = start(
         &[],
         &[
@@ -315,7 +315,7 @@ fn sigterm_under_load_completes_requests_in_flight_and_refuses_new_connections()
 /// period is over, and those clients see their connection close rather than hang.
 #[test]
 fn sigterm_exits_within_the_grace_period_even_with_requests_stuck() {
-    let webhook = Webhook::start(200, Duration::from_secs(6));
+    let webhook = Webhook::start(204, Duration::from_secs(6));
     let mut sidecar = start(
         &["--shutdown-grace-seconds", "1"],
         &[

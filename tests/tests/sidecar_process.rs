@@ -745,7 +745,7 @@ fn connect_refused(addr: SocketAddr) -> bool {
 /// valid token, new connections are refused at once, and the process exits 0 within its grace period.
 #[test]
 fn sigterm_lets_the_request_in_flight_finish() {
-    let webhook = Webhook::start(200, Duration::from_millis(1000));
+    let webhook = Webhook::start(204, Duration::from_millis(1000));
     let webhook_url = webhook.url("/internal/authorize");
     let env = with(
         env_base(),

@@ -12,6 +12,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
 use clap::Parser;
+use futures::StreamExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use livekit_contract::SidecarSettings;
 use livekit_sidecar::auth::CallerKeyMaterial;
@@ -260,16 +261,37 @@ pub fn jwks_document(keys: &[&str]) -> Value {
     json!({ "keys": keys })
 }
 
-/// The application's authorization webhook. Rooms decide the answer by prefix: `allow-` 200,
-/// `deny-` 403, `missing-` 404, `broken-` 500, `slow-` 200 after two seconds, `held-` 200 after 700 ms.
+/// The application's authorization webhook. Rooms decide the answer by prefix:
+///
+/// | prefix | answer |
+/// |---|---|
+/// | `allow-` | 204 |
+/// | `allowjson-` | 200 `{"allow": true, "reason": "member"}` |
+/// | `denyjson-` | 200 `{"allow": false}` |
+/// | `deny-` | 403 |
+/// | `unauth-` | 401 |
+/// | `denybody-` | 403 with the body `{"allow": true}` (the body of a denial changes nothing) |
+/// | `missing-` | 404 |
+/// | `bare-` | 200 without a body (the old "any 200 allows") |
+/// | `html-` | 200 `text/html`, what a catch-all route answers |
+/// | `accepted-` | 202 `{"allow": true}` |
+/// | `redirect-` | 307 to `/allow-everything`, which would answer 204 (and counts its calls) |
+/// | `huge-` | 200 `{"allow": true, "pad": …}` far over the answer bound |
+/// | `stall-` | 200 whose body starts `{"allow": tr` and never finishes |
+/// | `slow-` | 204 after two seconds |
+/// | `held-` | 204 after 700 ms |
+/// | anything else | 500 |
 #[derive(Clone, Default)]
 pub struct Webhook {
     pub calls: Arc<AtomicUsize>,
+    pub redirected_calls: Arc<AtomicUsize>,
     pub last_body: Arc<Mutex<Option<Value>>>,
 }
 
 impl Webhook {
     pub async fn serve(&self) -> LocalServer {
+        use axum::body::Body;
+        use axum::response::{IntoResponse, Response};
         let router = Router::new()
             .route(
                 "/authorize",
@@ -278,24 +300,59 @@ impl Webhook {
                         hook.calls.fetch_add(1, Ordering::SeqCst);
                         let room = body["roomId"].as_str().unwrap_or_default().to_owned();
                         *hook.last_body.lock().unwrap() = Some(body);
-                        let status = if room.starts_with("allow-") {
-                            200
-                        } else if room.starts_with("deny-") {
-                            403
-                        } else if room.starts_with("missing-") {
-                            404
-                        } else if room.starts_with("slow-") {
-                            tokio::time::sleep(Duration::from_secs(2)).await;
-                            200
-                        } else if room.starts_with("held-") {
-                            tokio::time::sleep(Duration::from_millis(700)).await;
-                            200
-                        } else {
-                            500
+                        let status = |code: u16| axum::http::StatusCode::from_u16(code).unwrap();
+                        let json =
+                            |code: u16, body: Value| (status(code), Json(body)).into_response();
+                        let prefix = room.split_once('-').map(|(p, _)| p).unwrap_or_default();
+                        let response: Response = match prefix {
+                            "allow" => status(204).into_response(),
+                            "allowjson" => json(200, json!({"allow": true, "reason": "member"})),
+                            "denyjson" => json(200, json!({"allow": false})),
+                            "deny" => status(403).into_response(),
+                            "unauth" => status(401).into_response(),
+                            "denybody" => json(403, json!({"allow": true})),
+                            "missing" => status(404).into_response(),
+                            "bare" => status(200).into_response(),
+                            "html" => (
+                                status(200),
+                                [("content-type", "text/html")],
+                                "<!doctype html><html><body>Welcome</body></html>",
+                            )
+                                .into_response(),
+                            "accepted" => json(202, json!({"allow": true})),
+                            "redirect" => {
+                                (status(307), [("location", "/allow-everything")]).into_response()
+                            }
+                            "huge" => {
+                                json(200, json!({"allow": true, "pad": "x".repeat(64 * 1024)}))
+                            }
+                            "stall" => {
+                                let chunks = futures::stream::iter([Ok::<_, std::io::Error>(
+                                    axum::body::Bytes::from_static(b"{\"allow\": tr"),
+                                )])
+                                .chain(futures::stream::pending());
+                                (status(200), Body::from_stream(chunks)).into_response()
+                            }
+                            "slow" => {
+                                tokio::time::sleep(Duration::from_secs(2)).await;
+                                status(204).into_response()
+                            }
+                            "held" => {
+                                tokio::time::sleep(Duration::from_millis(700)).await;
+                                status(204).into_response()
+                            }
+                            _ => status(500).into_response(),
                         };
-                        axum::http::StatusCode::from_u16(status).unwrap()
+                        response
                     },
                 ),
+            )
+            .route(
+                "/allow-everything",
+                post(|State(hook): State<Webhook>| async move {
+                    hook.redirected_calls.fetch_add(1, Ordering::SeqCst);
+                    axum::http::StatusCode::NO_CONTENT
+                }),
             )
             .with_state(self.clone());
         serve_local(router).await
@@ -303,6 +360,10 @@ impl Webhook {
 
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn redirected_calls(&self) -> usize {
+        self.redirected_calls.load(Ordering::SeqCst)
     }
 }
 

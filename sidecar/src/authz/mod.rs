@@ -1,20 +1,21 @@
 //! Authorization of `JOIN_CHANNEL` on a room: from a claim of the caller's token, or by asking the
-//! application. Anything but a clear "yes" refuses the token.
+//! application ([`webhook`]). Anything but a clear "yes" refuses the token.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+mod webhook;
+
+use std::time::Duration;
 
 use livekit_contract::{AuthorizationMode, AuthorizationSettings};
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, JOIN_CHANNEL};
 use crate::metrics::Metrics;
 
-/// Most answers the webhook cache keeps; when full, expired entries go first, then everything.
-pub const MAX_CACHE_ENTRIES: usize = 10_000;
+pub use webhook::{
+    CacheKey, DecisionCache, MAX_ANSWER_BYTES, MAX_CACHE_ENTRIES, WEBHOOK_OUTCOMES,
+    WebhookAuthorizer, WebhookFailure, WebhookRequest, decision_from_answer,
+};
 
 /// The application's answer about one caller and one room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,13 +33,6 @@ impl Decision {
             Self::ChannelNotFound => Err(ApiError::ChannelNotFound(room_id.to_owned())),
         }
     }
-}
-
-/// Why the webhook gave no answer; either way the request is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebhookFailure {
-    Timeout,
-    Error,
 }
 
 pub enum Authorizer {
@@ -100,132 +94,6 @@ pub fn claims_decision(caller: &Caller, claim: &str, room_id: &str) -> Decision 
         Decision::Allow
     } else {
         Decision::Deny
-    }
-}
-
-/// The body the sidecar POSTs to the application.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WebhookRequest<'a> {
-    pub subject: &'a str,
-    pub identity: &'a str,
-    pub room_id: &'a str,
-    pub permission: &'a str,
-}
-
-pub struct WebhookAuthorizer {
-    url: url::Url,
-    client: reqwest::Client,
-    timeout: Duration,
-    cache_ttl: Duration,
-    cache: Mutex<HashMap<(String, String), (Decision, Instant)>>,
-}
-
-impl WebhookAuthorizer {
-    pub fn new(url: url::Url, timeout: Duration, cache_ttl: Duration) -> Self {
-        let client = crate::outbound::client(timeout);
-        Self {
-            url,
-            client,
-            timeout,
-            cache_ttl,
-            cache: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub async fn decide(
-        &self,
-        caller: &Caller,
-        room_id: &str,
-        metrics: &Metrics,
-    ) -> Result<Decision, ApiError> {
-        let key = (caller.subject.clone(), room_id.to_owned());
-        if let Some(decision) = self.cached(&key) {
-            return Ok(decision);
-        }
-        let started = std::time::Instant::now();
-        let result = self.ask(caller, room_id).await;
-        metrics
-            .webhook_duration
-            .observe(started.elapsed().as_secs_f64());
-        let outcome = match &result {
-            Ok(Decision::Allow) => "allow",
-            Ok(Decision::Deny) => "deny",
-            Ok(Decision::ChannelNotFound) => "not_found",
-            Err(WebhookFailure::Timeout) => "timeout",
-            Err(WebhookFailure::Error) => "error",
-        };
-        metrics.webhook_requests.with_label_values(&[outcome]).inc();
-        let decision = result.map_err(|_| {
-            ApiError::Unavailable("Authorization service unavailable, please retry later".into())
-        })?;
-        self.remember(key, decision);
-        Ok(decision)
-    }
-
-    fn cached(&self, key: &(String, String)) -> Option<Decision> {
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache
-            .get(key)
-            .filter(|(_, at)| at.elapsed() < self.cache_ttl)
-            .map(|(decision, _)| *decision)
-    }
-
-    fn remember(&self, key: (String, String), decision: Decision) {
-        if self.cache_ttl.is_zero() {
-            return;
-        }
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= MAX_CACHE_ENTRIES {
-            let ttl = self.cache_ttl;
-            cache.retain(|_, (_, at)| at.elapsed() < ttl);
-            if cache.len() >= MAX_CACHE_ENTRIES {
-                cache.clear();
-            }
-        }
-        cache.insert(key, (decision, Instant::now()));
-    }
-
-    async fn ask(&self, caller: &Caller, room_id: &str) -> Result<Decision, WebhookFailure> {
-        let body = WebhookRequest {
-            subject: &caller.subject,
-            identity: &caller.identity,
-            room_id,
-            permission: JOIN_CHANNEL,
-        };
-        let sent = tokio::time::timeout(
-            self.timeout,
-            self.client.post(self.url.clone()).json(&body).send(),
-        )
-        .await;
-        let response = match sent {
-            Ok(Ok(response)) => response,
-            Ok(Err(error)) => {
-                let failure = if error.is_timeout() {
-                    WebhookFailure::Timeout
-                } else {
-                    WebhookFailure::Error
-                };
-                tracing::warn!(error = %error.without_url(), "authorization webhook failed");
-                return Err(failure);
-            }
-            Err(_) => {
-                tracing::warn!(
-                    timeout_ms = self.timeout.as_millis() as u64,
-                    "authorization webhook timed out"
-                );
-                return Err(WebhookFailure::Timeout);
-            }
-        };
-        match response.status().as_u16() {
-            200 | 204 => Ok(Decision::Allow),
-            401 | 403 => Ok(Decision::Deny),
-            404 => Ok(Decision::ChannelNotFound),
-            status => {
-                tracing::warn!(status, "authorization webhook answered unexpectedly");
-                Err(WebhookFailure::Error)
-            }
-        }
     }
 }
 
