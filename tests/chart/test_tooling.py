@@ -1,5 +1,5 @@
 """The Dockerfiles (hadolint, and the properties the issue asks for), the .dockerignore, the e2e suite
-(compiles, lints, and is not collected without E2E_KUBECONFIG) and its CI workflow."""
+(compiles, lints, and is not collected without E2E_KUBECONFIG), its workflow and the CI workflow."""
 
 from __future__ import annotations
 
@@ -102,3 +102,15 @@ def test_e2e_workflow():
     for needle in ("operator/Dockerfile", "sidecar/Dockerfile", "kind load docker-image", "E2E_KUBECONFIG", "tests/e2e"):
         assert needle in text, needle
 
+
+
+def test_ci_workflow_runs_the_test_command_and_the_advisories():
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    runs = {name: [step.get("run", "") for step in job["steps"]] for name, job in wf["jobs"].items()}
+    # The hosted runner runs exactly what a developer and the local CI run: .ci/run, nothing more.
+    assert any(run.strip() == "bash .ci/run" for run in runs["test"]), runs["test"]
+    assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("exec ./scripts/test.sh")
+    # The one check scripts/test.sh cannot do offline (deny.toml says so).
+    assert any("cargo-deny check advisories" in run for run in runs["advisories"]), runs["advisories"]
+    assert "advisories" not in next(line for line in (ROOT / "scripts" / "test.sh").read_text().splitlines()
+                                    if "cargo-deny --offline check" in line)
