@@ -21,6 +21,10 @@ use tracing::{info, warn};
 #[derive(Debug, Clone, Parser)]
 #[command(name = "livekit-operator", version)]
 pub struct Args {
+    /// A one-shot command instead of running the operator.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
@@ -57,6 +61,12 @@ pub struct Args {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Print Kubernetes manifests with the LiveKit sidecar injected (the webhook's code path).
+    Inject(crate::inject::args::InjectArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -4,7 +4,8 @@
 //! Layout: [`crd`] (the custom resource), [`desired`] (pure functions from spec and inputs to the
 //! desired objects), [`credentials`] (generation and rotation of LiveKit API keys), [`status`]
 //! (conditions), [`reconcile`] (fetch, apply, patch status), [`error`], [`health`] (probes and
-//! metrics port), [`leader`] (Lease-based leader election).
+//! metrics port), [`leader`] (Lease-based leader election), [`inject`] (the sidecar added to pod
+//! templates, for the admission webhook and `livekit-operator inject`).
 
 pub mod cli;
 pub mod crd;
@@ -12,11 +13,13 @@ pub mod credentials;
 pub mod desired;
 pub mod error;
 pub mod health;
+pub mod inject;
 pub mod keymaterial;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod status;
+pub mod webhook;
 
 pub use crd::{LiveKitConfig, LiveKitConfigSpec, LiveKitConfigStatus};
 pub use error::{Error, Result};

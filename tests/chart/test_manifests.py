@@ -159,8 +159,8 @@ def test_sidecar_is_a_native_sidecar(app):
     assert sidecar["name"] == "livekit-sidecar"
     assert sidecar["restartPolicy"] == "Always"
     assert "livekit-sidecar" in sidecar["image"]
-    assert sidecar["args"] == ["--config-dir", "/etc/livekit", "--metrics-listen", "0.0.0.0:9464"]
-    assert not any(a.startswith("--listen") for a in sidecar["args"]), "the API stays on 127.0.0.1:3001"
+    assert sidecar["args"] == ["--config-dir", "/etc/livekit", "--listen", "127.0.0.1:3001", "--metrics-listen", "0.0.0.0:9464"]
+    assert sidecar["args"][sidecar["args"].index("--listen") + 1].startswith("127.0.0.1:"), "the API stays on loopback"
     assert "SIDECAR_LISTEN" not in {e["name"] for e in sidecar.get("env", [])}
 
 
