@@ -1,7 +1,16 @@
-//! A JWKS cache for caller keys: fetched only from the configured URL, bounded in size and time,
-//! refreshed when a token names an unknown `kid` (at most once per [`MIN_REFRESH_INTERVAL`]), and kept
-//! when a refresh fails so a short outage of the identity provider does not lock everyone out.
+//! A JWKS cache for caller keys: fetched only from the configured URL (redirects refused), bounded in
+//! size and time, and never in the way of a request that names a key it already holds.
+//!
+//! - Known keys are served at once. Once the set is older than [`MAX_AGE`], the lookup that notices
+//!   starts one refresh in the background and still answers from the cache (stale-while-revalidate):
+//!   no caller waits on the identity provider for a key it already has.
+//! - An unknown `kid` (or an empty cache) refreshes inline, at most once per [`MIN_REFRESH_INTERVAL`];
+//!   concurrent misses share that one fetch.
+//! - A failed refresh keeps the keys already fetched, however long the outage lasts: a down identity
+//!   provider cannot lock out callers whose keys are known, and it cannot add keys either.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, PublicKeyUse};
@@ -9,9 +18,9 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use tokio::sync::{Mutex, RwLock};
 use url::Url;
 
-/// Keys older than this are refreshed on the next lookup.
+/// Keys older than this are refreshed in the background on the next lookup.
 pub const MAX_AGE: Duration = Duration::from_secs(300);
-/// Refreshes triggered by unknown `kid`s are spaced at least this far apart.
+/// Fetches (after an unknown `kid` or a failed refresh) are spaced at least this far apart.
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -37,6 +46,9 @@ pub struct JwksSource {
     /// Held while fetching, so concurrent misses cause one fetch; when the last attempt began and, if
     /// it failed, why.
     last_attempt: Mutex<Option<(Instant, Option<String>)>>,
+    /// Set while a background refresh runs, so a burst of stale lookups starts only one.
+    refreshing: AtomicBool,
+    max_age: Duration,
     min_refresh_interval: Duration,
 }
 
@@ -48,6 +60,8 @@ impl JwksSource {
             client,
             cache: RwLock::new(None),
             last_attempt: Mutex::new(None),
+            refreshing: AtomicBool::new(false),
+            max_age: MAX_AGE,
             min_refresh_interval: MIN_REFRESH_INTERVAL,
         }
     }
@@ -58,31 +72,35 @@ impl JwksSource {
         self
     }
 
+    /// A shorter cache age, for tests that cannot wait [`MAX_AGE`].
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
     pub fn url(&self) -> &Url {
         &self.url
     }
 
-    /// The key for a token's `kid` and `alg`, fetching or refreshing the set when needed.
+    /// The key for a token's `kid` and `alg`. A cached key is returned at once (a stale set is
+    /// refreshed behind it); only a key the cache does not hold waits for a fetch.
     pub async fn key_for(
-        &self,
+        self: &Arc<Self>,
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<DecodingKey, JwksError> {
-        let fresh = {
+        {
             let cache = self.cache.read().await;
-            match cache.as_ref() {
-                Some(cached) => {
-                    if cached.fetched_at.elapsed() < MAX_AGE
-                        && let Some(key) = select(&cached.keys, kid, alg)
-                    {
-                        return Ok(key);
-                    }
-                    cached.fetched_at.elapsed() < self.min_refresh_interval
+            if let Some(cached) = cache.as_ref()
+                && let Some(key) = select(&cached.keys, kid, alg)
+            {
+                if cached.fetched_at.elapsed() >= self.max_age {
+                    self.refresh_in_background();
                 }
-                None => false,
+                return Ok(key);
             }
-        };
-        let last_error = if fresh { None } else { self.refresh().await };
+        }
+        let last_error = self.refresh().await;
         let cache = self.cache.read().await;
         match cache.as_ref() {
             Some(cached) => select(&cached.keys, kid, alg).ok_or(JwksError::UnknownKey),
@@ -92,6 +110,17 @@ impl JwksSource {
                 })))
             }
         }
+    }
+
+    fn refresh_in_background(self: &Arc<Self>) {
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            this.refresh().await;
+            this.refreshing.store(false, Ordering::Release);
+        });
     }
 
     /// Fetches the set unless another task just did or an attempt was made too recently; returns why
@@ -114,7 +143,7 @@ impl JwksSource {
                 None
             }
             Err(error) => {
-                tracing::warn!(url = %self.url, %error, "caller JWKS fetch failed");
+                tracing::warn!(url = %self.url, %error, "caller JWKS fetch failed; keeping the keys already fetched");
                 Some(error.to_string())
             }
         };
@@ -131,6 +160,12 @@ impl JwksSource {
             .send()
             .await
             .map_err(|e| fail(e.without_url().to_string()))?;
+        if response.status().is_redirection() {
+            return Err(fail(format!(
+                "status {}: redirects are not followed",
+                response.status()
+            )));
+        }
         if !response.status().is_success() {
             return Err(fail(format!("status {}", response.status())));
         }
@@ -238,34 +273,90 @@ mod tests {
         assert!(parse_jwks(many.as_bytes()).is_err());
     }
 
-    /// A JWKS endpoint whose document and availability the test controls.
-    async fn serve(document: std::sync::Arc<std::sync::Mutex<Option<String>>>) -> Url {
+    /// A JWKS endpoint on loopback whose document and availability the test controls: `None` answers
+    /// 503; while `hold` is set, answers wait for a permit of `release`. `/redirect` answers 302 to the
+    /// real document.
+    struct Provider {
+        document: std::sync::Mutex<Option<String>>,
+        fetches: std::sync::atomic::AtomicUsize,
+        hold: AtomicBool,
+        release: tokio::sync::Semaphore,
+    }
+
+    impl Provider {
+        fn set(&self, document: Option<&str>) {
+            *self.document.lock().unwrap() = document.map(str::to_owned);
+        }
+
+        fn fetches(&self) -> usize {
+            self.fetches.load(Ordering::SeqCst)
+        }
+    }
+
+    async fn serve_provider(provider: Arc<Provider>) -> Url {
+        use axum::extract::State;
         use axum::routing::get;
-        let router = axum::Router::new().route(
-            "/jwks",
-            get(move || {
-                let document = document.clone();
-                async move {
-                    match document.lock().unwrap().clone() {
+        let router = axum::Router::new()
+            .route(
+                "/jwks",
+                get(|State(p): State<Arc<Provider>>| async move {
+                    p.fetches.fetch_add(1, Ordering::SeqCst);
+                    if p.hold.load(Ordering::SeqCst) {
+                        p.release.acquire().await.unwrap().forget();
+                    }
+                    match p.document.lock().unwrap().clone() {
                         Some(body) => (http::StatusCode::OK, body),
                         None => (http::StatusCode::SERVICE_UNAVAILABLE, String::new()),
                     }
-                }
-            }),
-        );
+                }),
+            )
+            .route(
+                "/redirect",
+                get(|| async { (http::StatusCode::FOUND, [("location", "/jwks")]) }),
+            )
+            .with_state(provider);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         Url::parse(&format!("http://{addr}/jwks")).unwrap()
     }
 
+    async fn provider_with(document: Option<&str>) -> (Arc<Provider>, Url) {
+        crate::install_crypto_provider();
+        let provider = Arc::new(Provider {
+            document: Default::default(),
+            fetches: Default::default(),
+            hold: AtomicBool::new(false),
+            release: tokio::sync::Semaphore::new(0),
+        });
+        provider.set(document);
+        let url = serve_provider(provider.clone()).await;
+        (provider, url)
+    }
+
+    /// Guards against a hang; these lookups never touch the network, so they finish at once.
+    async fn promptly<T>(future: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(2), future)
+            .await
+            .expect("the lookup did not wait on the identity provider")
+    }
+
+    async fn until(mut condition: impl FnMut() -> bool) {
+        for _ in 0..200 {
+            if condition() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("condition not reached within 2 s");
+    }
+
     #[tokio::test]
     async fn refreshes_on_unknown_kid_and_keeps_keys_through_an_outage() {
-        crate::install_crypto_provider();
         let only_a = SET.replace("\"kid\":\"b\"", "\"kid\":\"x\"");
-        let document = std::sync::Arc::new(std::sync::Mutex::new(Some(only_a)));
-        let source = JwksSource::new(serve(document.clone()).await)
-            .with_min_refresh_interval(Duration::from_millis(50));
+        let (provider, url) = provider_with(Some(&only_a)).await;
+        let source =
+            Arc::new(JwksSource::new(url).with_min_refresh_interval(Duration::from_millis(50)));
         assert!(source.key_for(Some("a"), Algorithm::ES256).await.is_ok());
         assert_eq!(
             source.key_for(Some("b"), Algorithm::ES256).await.err(),
@@ -273,12 +364,12 @@ mod tests {
         );
 
         // The provider publishes key b: the next unknown-kid lookup after the spacing refreshes.
-        *document.lock().unwrap() = Some(SET.to_owned());
+        provider.set(Some(SET));
         tokio::time::sleep(Duration::from_millis(80)).await;
         assert!(source.key_for(Some("b"), Algorithm::ES256).await.is_ok());
 
         // The provider goes down: cached keys keep working, unknown ones stay unknown.
-        *document.lock().unwrap() = None;
+        provider.set(None);
         tokio::time::sleep(Duration::from_millis(80)).await;
         assert_eq!(
             source.key_for(Some("zz"), Algorithm::ES256).await.err(),
@@ -287,19 +378,164 @@ mod tests {
         assert!(source.key_for(Some("a"), Algorithm::ES256).await.is_ok());
     }
 
+    /// Stale-while-revalidate: once the set is older than its age, the lookup still answers from the
+    /// cache while the refresh it started hangs on the identity provider.
+    #[tokio::test]
+    async fn a_stale_set_answers_at_once_and_refreshes_in_the_background() {
+        let (provider, url) = provider_with(Some(SET)).await;
+        let source = Arc::new(
+            JwksSource::new(url)
+                .with_max_age(Duration::from_millis(50))
+                .with_min_refresh_interval(Duration::from_millis(10)),
+        );
+        assert!(source.key_for(Some("a"), Algorithm::ES256).await.is_ok());
+        assert_eq!(provider.fetches(), 1);
+
+        provider.hold.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        for _ in 0..5 {
+            assert!(
+                promptly(source.key_for(Some("a"), Algorithm::ES256))
+                    .await
+                    .is_ok()
+            );
+        }
+        until(|| provider.fetches() == 2).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(provider.fetches(), 2, "one background refresh at a time");
+        provider.release.add_permits(100);
+        until(|| !source.refreshing.load(Ordering::SeqCst)).await;
+    }
+
+    /// An outage that outlasts the cache age many times: known keys keep verifying, unknown ones stay
+    /// unknown (not "unavailable"), and the provider is asked at most once per refresh interval.
+    #[tokio::test]
+    async fn an_outage_longer_than_the_cache_age_keeps_known_keys() {
+        let (provider, url) = provider_with(Some(SET)).await;
+        let source = Arc::new(
+            JwksSource::new(url)
+                .with_max_age(Duration::from_millis(20))
+                .with_min_refresh_interval(Duration::from_millis(100)),
+        );
+        assert!(source.key_for(Some("a"), Algorithm::ES256).await.is_ok());
+        provider.set(None);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(400) {
+            assert!(
+                promptly(source.key_for(Some("a"), Algorithm::ES256))
+                    .await
+                    .is_ok()
+            );
+            assert_eq!(
+                promptly(source.key_for(Some("zz"), Algorithm::ES256))
+                    .await
+                    .err(),
+                Some(JwksError::UnknownKey)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // 400 ms at one fetch per 100 ms at most, plus the first one.
+        assert!(provider.fetches() <= 6, "fetches: {}", provider.fetches());
+        assert!(provider.fetches() >= 2, "the outage was noticed");
+    }
+
+    /// The provider replaces the key material behind a `kid` the cache already holds: after the cache
+    /// age, the new key is the one that verifies.
+    #[tokio::test]
+    async fn rotation_under_a_known_kid_is_picked_up_after_the_cache_age() {
+        use jsonwebtoken::{EncodingKey, Header, Validation};
+        let jwk = |file: &str| {
+            let mut jwk: serde_json::Value = serde_json::from_str(file).unwrap();
+            jwk["kid"] = "k".into();
+            serde_json::json!({ "keys": [jwk] }).to_string()
+        };
+        let old = jwk(include_str!("../tests/fixtures/rsa.jwk.json"));
+        let new = jwk(include_str!("../tests/fixtures/rsa2.jwk.json"));
+        let (provider, url) = provider_with(Some(&old)).await;
+        let source = Arc::new(
+            JwksSource::new(url)
+                .with_max_age(Duration::from_millis(50))
+                .with_min_refresh_interval(Duration::from_millis(10)),
+        );
+        let signing =
+            EncodingKey::from_rsa_pem(include_bytes!("../tests/fixtures/rsa2-private.pem"))
+                .unwrap();
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("k".into());
+        let claims = serde_json::json!({"sub": "a", "exp": 4_000_000_000u64});
+        let token = jsonwebtoken::encode(&header, &claims, &signing).unwrap();
+        let verifies = |key: DecodingKey| {
+            jsonwebtoken::decode::<serde_json::Value>(
+                &token,
+                &key,
+                &Validation::new(Algorithm::RS256),
+            )
+            .is_ok()
+        };
+
+        assert!(!verifies(
+            source.key_for(Some("k"), Algorithm::RS256).await.unwrap()
+        ));
+        provider.set(Some(&new));
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        // This lookup answers from the stale cache and starts the refresh.
+        source.key_for(Some("k"), Algorithm::RS256).await.unwrap();
+        until(|| provider.fetches() == 2 && !source.refreshing.load(Ordering::SeqCst)).await;
+        assert!(verifies(
+            source.key_for(Some("k"), Algorithm::RS256).await.unwrap()
+        ));
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_cause_one_fetch() {
+        let (provider, url) = provider_with(Some(SET)).await;
+        let source = Arc::new(JwksSource::new(url));
+        provider.hold.store(true, Ordering::SeqCst);
+        let lookups: Vec<_> = (0..16)
+            .map(|i| {
+                let source = source.clone();
+                let kid = if i % 2 == 0 { "a" } else { "unknown" };
+                tokio::spawn(async move { source.key_for(Some(kid), Algorithm::ES256).await })
+            })
+            .collect();
+        until(|| provider.fetches() == 1).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        provider.release.add_permits(100);
+        for (i, lookup) in lookups.into_iter().enumerate() {
+            let result = lookup.await.unwrap();
+            if i % 2 == 0 {
+                assert!(result.is_ok(), "{i}");
+            } else {
+                assert_eq!(result.err(), Some(JwksError::UnknownKey), "{i}");
+            }
+        }
+        assert_eq!(provider.fetches(), 1);
+    }
+
+    #[tokio::test]
+    async fn redirects_are_refused() {
+        let (provider, url) = provider_with(Some(SET)).await;
+        let source = Arc::new(JwksSource::new(url.join("/redirect").unwrap()));
+        match source.key_for(Some("a"), Algorithm::ES256).await {
+            Err(JwksError::Fetch(message)) => assert!(message.contains("redirect"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(provider.fetches(), 0, "the redirect target is never asked");
+    }
+
     #[tokio::test]
     async fn never_fetched_is_a_fetch_error_and_oversized_bodies_are_refused() {
-        let document = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let source = JwksSource::new(serve(document.clone()).await);
+        let (provider, url) = provider_with(None).await;
+        let source = Arc::new(JwksSource::new(url.clone()));
         assert!(matches!(
             source.key_for(Some("a"), Algorithm::ES256).await,
             Err(JwksError::Fetch(_))
         ));
-        *document.lock().unwrap() = Some(format!(
+        provider.set(Some(&format!(
             "{{\"keys\":[],\"pad\":\"{}\"}}",
             "x".repeat(MAX_BODY_BYTES)
-        ));
-        let source = JwksSource::new(source.url().clone());
+        )));
+        let source = Arc::new(JwksSource::new(url));
         match source.key_for(Some("a"), Algorithm::ES256).await {
             Err(JwksError::Fetch(message)) => assert!(message.contains("larger"), "{message}"),
             other => panic!("{other:?}"),

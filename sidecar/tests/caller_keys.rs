@@ -243,3 +243,51 @@ async fn custom_identity_and_name_claims() {
         (401, nest(401, json!("Token has no usable identity claim")))
     );
 }
+
+/// A reload that keeps the JWKS URL keeps the keys already fetched: no new fetch, and known keys keep
+/// verifying even if the identity provider has meanwhile stopped publishing them. Another URL starts
+/// afresh.
+#[tokio::test]
+async fn a_reload_with_the_same_jwks_url_reuses_the_cache() {
+    use livekit_sidecar::config::Snapshot;
+    let jwks = Jwks::new(&["rsa"]);
+    let server = jwks.serve().await;
+    let url = format!("http://{}/jwks.json", server.addr);
+    let build = |url: &str, ttl: u32, previous: Option<&Snapshot>| {
+        let mut settings = settings(&[Alg::RS256], Some(url.to_owned()));
+        settings.token.default_ttl_seconds = ttl;
+        Snapshot::build(input(settings, CallerKeyMaterial::default()), previous).unwrap()
+    };
+    let token = || {
+        sign(
+            Algorithm::RS256,
+            &rsa_key("rsa-private.pem"),
+            Some("rsa-1"),
+            &claims(),
+        )
+    };
+    async fn verify(snapshot: &Snapshot, token: String) -> bool {
+        let verifier = &snapshot.service.as_ref().unwrap().verifier;
+        verifier.verify(&token).await.is_ok()
+    }
+
+    let first = build(&url, 3600, None);
+    assert!(verify(&first, token()).await);
+    assert_eq!(jwks.fetches(), 1);
+
+    *jwks.document.lock().unwrap() = json!({"keys": []});
+    let second = build(&url, 1800, Some(&first));
+    assert!(
+        verify(&second, token()).await,
+        "the fetched key survives the reload"
+    );
+    assert_eq!(jwks.fetches(), 1, "no fetch for a key the cache holds");
+
+    let other = format!("http://{}/jwks.json?tenant=2", server.addr);
+    let third = build(&other, 1800, Some(&second));
+    assert!(
+        !verify(&third, token()).await,
+        "another URL has its own, fresh cache"
+    );
+    assert_eq!(jwks.fetches(), 2);
+}
