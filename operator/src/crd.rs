@@ -38,6 +38,11 @@ pub const ROTATE_ANNOTATION: &str = "livekit.kraken.dev/rotate";
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
+    printcolumn(
+        name = "Rotation",
+        type_ = "string",
+        json_path = ".status.rotationPhase"
+    ),
     printcolumn(name = "Server", type_ = "string", json_path = ".spec.serverUrl"),
     printcolumn(name = "Region", type_ = "string", json_path = ".spec.region"),
     printcolumn(
@@ -79,6 +84,45 @@ pub struct LiveKitConfigSpec {
     /// How the sidecar decides whether a caller may join a room.
     #[serde(default)]
     pub authorization: AuthorizationSpec,
+
+    /// The livekit-server that reads this config's `keys.yaml`. Optional: without it the operator
+    /// only proves through `credentials.rotation.verification` that a new key is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub livekit_server: Option<LiveKitServerSpec>,
+}
+
+/// The livekit-server workload that mounts the owned Secret's `keys.yaml`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveKitServerSpec {
+    /// A Deployment or StatefulSet in the same namespace running livekit-server. livekit-server reads
+    /// its keys only at start, so when `keys.yaml` changes the operator restarts it the way
+    /// `kubectl rollout restart` does (a pod-template annotation carrying a hash of `keys.yaml`), and
+    /// a new key counts as accepted only once that rollout is complete. Needs the chart's
+    /// `rbac.workloadRestart` permission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_ref: Option<WorkloadRef>,
+}
+
+/// Kinds of workload the operator can restart.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+}
+
+/// A Deployment or StatefulSet in the same namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadRef {
+    /// `Deployment` or `StatefulSet` (group `apps`).
+    pub kind: WorkloadKind,
+    /// Name of the workload (same namespace as the LiveKitConfig).
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
 }
 
 /// Media features advertised to clients.
@@ -128,6 +172,127 @@ pub struct CredentialsSpec {
     #[serde(default = "default_rotation_grace")]
     #[schemars(range(min = 0, max = 2_592_000))]
     pub rotation_grace_seconds: u32,
+
+    /// How a new key is proven accepted by LiveKit before the sidecar signs with it.
+    #[serde(default)]
+    pub rotation: RotationSpec,
+}
+
+/// Rotation in phases: Published (the new key is in `keys.yaml`, the sidecar still signs with the
+/// current one), Accepted (LiveKit is proven to accept the new key), Active (the sidecar signs with
+/// it; older keys stay in `keys.yaml` for `rotationGraceSeconds`), Retired (they have left it).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationSpec {
+    /// How acceptance is proven. Default: the `ServerApi` check with its defaults.
+    #[serde(default)]
+    pub verification: VerificationSpec,
+    /// A new key not accepted after this many seconds is reported (condition `Rotating`, reason
+    /// `AcceptanceDeadlineExceeded`, a Warning Event); it stays Published and is never signed with.
+    /// Default 1800.
+    #[serde(default = "default_rotation_deadline")]
+    #[schemars(range(min = 10, max = 604_800))]
+    pub deadline_seconds: u32,
+}
+
+impl Default for RotationSpec {
+    fn default() -> Self {
+        Self {
+            verification: VerificationSpec::default(),
+            deadline_seconds: default_rotation_deadline(),
+        }
+    }
+}
+
+fn default_rotation_deadline() -> u32 {
+    1800
+}
+
+/// How the operator proves LiveKit accepts a new key.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum VerificationMode {
+    /// Call LiveKit's server API (`ListRooms`) with a token signed by the new key: 200 is accepted,
+    /// 401 is not yet. The operator must reach LiveKit (`serverApi.url`, else `serverUrl`).
+    #[default]
+    ServerApi,
+    /// Wait `delay.seconds` after publishing, for setups where the operator cannot reach LiveKit.
+    Delay,
+}
+
+/// How acceptance is proven: `mode` and the settings of that mode.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("self.mode != 'Delay' || has(self.delay)")
+    .message("credentials.rotation.verification.delay is required when mode is Delay"))]
+pub struct VerificationSpec {
+    /// `ServerApi` (default) or `Delay`.
+    #[serde(default)]
+    pub mode: VerificationMode,
+    /// Settings of the `ServerApi` mode (all defaulted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_api: Option<ServerApiVerification>,
+    /// Settings of the `Delay` mode (required for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<DelayVerification>,
+}
+
+/// The `ServerApi` check. Several livekit-server replicas usually sit behind one URL and one answer
+/// proves one pod, so the check must pass on several consecutive calls spread over time.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerApiVerification {
+    /// Where the operator reaches LiveKit's server API (http or https), e.g. the in-cluster Service
+    /// `http://livekit.livekit.svc:7880`. Default: `serverUrl` with ws mapped to http, wss to https.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = kube::core::Rule::new("self.matches('^https?://[^\\\\s/?#@]+([/?#]\\\\S*)?$')")
+        .message("credentials.rotation.verification.serverApi.url must be an http or https URL with a host"))]
+    pub url: Option<String>,
+    /// Consecutive successful calls needed. Default 3.
+    #[serde(default = "default_consecutive")]
+    #[schemars(range(min = 1, max = 100))]
+    pub consecutive_successes: u32,
+    /// Seconds between two calls. Default 10.
+    #[serde(default = "default_check_interval")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub interval_seconds: u32,
+    /// Time limit of one call. Default 5.
+    #[serde(default = "default_check_timeout")]
+    #[schemars(range(min = 1, max = 60))]
+    pub timeout_seconds: u32,
+}
+
+impl Default for ServerApiVerification {
+    fn default() -> Self {
+        Self {
+            url: None,
+            consecutive_successes: default_consecutive(),
+            interval_seconds: default_check_interval(),
+            timeout_seconds: default_check_timeout(),
+        }
+    }
+}
+
+fn default_consecutive() -> u32 {
+    3
+}
+
+fn default_check_interval() -> u32 {
+    10
+}
+
+fn default_check_timeout() -> u32 {
+    5
+}
+
+/// The `Delay` mode: a new key counts as accepted this long after it was published (and, with a
+/// `livekitServer.workloadRef`, once the restart it triggered has rolled out).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DelayVerification {
+    /// Seconds to wait after publishing the new key.
+    #[schemars(range(min = 1, max = 604_800))]
+    pub seconds: u32,
 }
 
 fn default_rotation_grace() -> u32 {
@@ -417,6 +582,26 @@ pub struct LiveKitConfigStatus {
     /// When the previous API key leaves keys.yaml (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_api_key_expires_at: Option<String>,
+    /// Phase of the latest key rotation: `Published`, `Accepted`, `Active` or `Retired`
+    /// (absent before the first rotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_phase: Option<String>,
+    /// The new API key while it is Published or Accepted (in keys.yaml, not yet signed with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_api_key: Option<String>,
+    /// Every earlier API key still in keys.yaml for its grace period, with when it leaves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retiring_api_keys: Vec<RetiringApiKey>,
+}
+
+/// An earlier API key kept in keys.yaml until `expiresAt`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RetiringApiKey {
+    /// The API key (never the secret).
+    pub api_key: String,
+    /// When it leaves keys.yaml (RFC 3339).
+    pub expires_at: String,
 }
 
 /// A status condition in the standard Kubernetes shape.

@@ -1,8 +1,11 @@
 //! Pure functions from a `LiveKitConfig` and the inputs the reconciler read to the objects it should
 //! write. Nothing here talks to the API server, reads a clock or draws a random number.
 
-use crate::crd::{AuthorizationModeName, LiveKitConfig, LiveKitConfigSpec, ROTATE_ANNOTATION};
-use crate::credentials::{self, ApiCredentials, KeyPlan, Recorded, Source};
+use crate::crd::{
+    AuthorizationModeName, LiveKitConfig, LiveKitConfigSpec, ROTATE_ANNOTATION, VerificationMode,
+};
+use crate::credentials::ApiCredentials;
+use crate::rotation::{self, KeyState, MIN_LIVEKIT_SECRET_CHARS, Policy, Step, Target, record};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -53,6 +56,7 @@ pub enum Reason {
     SourceSecretNotFound,
     SourceKeyMissing,
     InvalidSpec,
+    SecretTooShort,
     ApplyFailed,
 }
 
@@ -63,6 +67,7 @@ impl Reason {
             Self::SourceSecretNotFound => "SourceSecretNotFound",
             Self::SourceKeyMissing => "SourceKeyMissing",
             Self::InvalidSpec => "InvalidSpec",
+            Self::SecretTooShort => "SecretTooShort",
             Self::ApplyFailed => "ApplyFailed",
         }
     }
@@ -101,6 +106,8 @@ pub struct Inputs {
     pub existing_secret: Option<Secret>,
     /// A freshly generated pair, used only if one is needed.
     pub fresh_credentials: ApiCredentials,
+    /// What the reconciler observed about a pending key (server API check, workload rollout).
+    pub observation: rotation::Observation,
     pub now: Timestamp,
 }
 
@@ -110,14 +117,44 @@ pub struct Desired {
     pub secret: Secret,
     pub config_map: ConfigMap,
     pub settings: SidecarSettings,
-    pub keys: KeyPlan,
+    /// The rotation step: the keys to record, the `Rotating` condition, when to look again.
+    pub keys: Step,
+    /// Hash of the rendered `keys.yaml` (the workload restart annotation).
+    pub keys_hash: String,
     pub config_hash: String,
 }
 
 impl Desired {
-    /// When to look again even if nothing changes: at the end of a rotation grace period.
+    /// When to look again even if nothing changes: the next rotation step or the end of a grace period.
     pub fn requeue_at(&self) -> Option<Timestamp> {
-        self.keys.previous.as_ref().map(|(_, at)| *at)
+        self.keys.next_at
+    }
+}
+
+/// The rotation settings of a spec.
+pub fn policy(spec: &LiveKitConfigSpec) -> Policy {
+    let c = &spec.credentials;
+    let v = &c.rotation.verification;
+    let secs = |s: u32| SignedDuration::from_secs(i64::from(s));
+    let verification = match (v.mode, &v.delay) {
+        (VerificationMode::Delay, Some(d)) => rotation::Verification::Delay(secs(d.seconds)),
+        // Delay without its settings is refused by the CRD; checking is the safe reading.
+        _ => {
+            let api = v.server_api.clone().unwrap_or_default();
+            rotation::Verification::ServerApi {
+                consecutive: api.consecutive_successes,
+                interval: secs(api.interval_seconds),
+            }
+        }
+    };
+    Policy {
+        verification,
+        deadline: secs(c.rotation.deadline_seconds),
+        grace: secs(c.rotation_grace_seconds),
+        workload: spec
+            .livekit_server
+            .as_ref()
+            .is_some_and(|l| l.workload_ref.is_some()),
     }
 }
 
@@ -192,36 +229,18 @@ fn secret_value(secret: &Secret, key: &str) -> Option<String> {
         .filter(|v| !v.trim().is_empty())
 }
 
-/// Reads what the owned Secret records about credentials.
-pub fn recorded(existing: Option<&Secret>) -> Recorded {
+/// Reads what the owned Secret records about keys.
+pub fn recorded(existing: Option<&Secret>) -> KeyState {
     let Some(secret) = existing else {
-        return Recorded::default();
-    };
-    let current = match (
-        secret_value(secret, keys::API_KEY),
-        secret_value(secret, keys::API_SECRET),
-    ) {
-        (Some(k), Some(s)) => Some(ApiCredentials::new(k, s)),
-        _ => None,
+        return KeyState::default();
     };
     let annotations = secret.metadata.annotations.clone().unwrap_or_default();
-    let expires = annotations
-        .get(credentials::PREVIOUS_EXPIRES_ANNOTATION)
-        .and_then(|v| v.parse::<Timestamp>().ok());
-    let previous = match (&current, expires, secret_value(secret, keys::KEYS_FILE)) {
-        (Some(cur), Some(at), Some(text)) => livekit_contract::parse_keys_file(&text)
-            .ok()
-            .and_then(|map| map.into_iter().find(|(k, _)| *k != cur.key))
-            .map(|(k, s)| (ApiCredentials::new(k, s), at)),
-        _ => None,
-    };
-    Recorded {
-        current,
-        previous,
-        rotation_handled: annotations
-            .get(credentials::ROTATION_HANDLED_ANNOTATION)
-            .cloned(),
-    }
+    rotation::record::read(
+        secret_value(secret, keys::API_KEY),
+        secret_value(secret, keys::API_SECRET),
+        secret_value(secret, keys::KEYS_FILE).as_deref(),
+        &annotations,
+    )
 }
 
 fn source_missing(name: &str) -> Problem {
@@ -308,8 +327,8 @@ pub fn desired(config: &LiveKitConfig, inputs: &Inputs) -> Result<Desired, Probl
         ));
     }
 
-    // 3. LiveKit API credentials.
-    let source = match &creds.secret_ref {
+    // 3. LiveKit API credentials, one rotation step.
+    let target = match &creds.secret_ref {
         Some(r) => {
             let src = inputs
                 .credentials_source
@@ -319,51 +338,56 @@ pub fn desired(config: &LiveKitConfig, inputs: &Inputs) -> Result<Desired, Probl
                 .ok_or_else(|| key_missing(&r.name, &r.api_key_key))?;
             let secret = secret_value(src, &r.api_secret_key)
                 .ok_or_else(|| key_missing(&r.name, &r.api_secret_key))?;
-            Source::FromSecret(ApiCredentials::new(key.trim(), secret.trim()))
+            let secret = secret.trim();
+            if secret.chars().count() < MIN_LIVEKIT_SECRET_CHARS {
+                return Err(Problem::new(
+                    Reason::SecretTooShort,
+                    format!(
+                        "Secret {:?} key {:?} (credentials.secretRef.apiSecretKey) has {} characters; livekit-server refuses API secrets shorter than {MIN_LIVEKIT_SECRET_CHARS}",
+                        r.name,
+                        r.api_secret_key,
+                        secret.chars().count()
+                    ),
+                ));
+            }
+            Target::Source(ApiCredentials::new(key.trim(), secret))
         }
-        None => Source::Generate,
+        None => Target::Generate {
+            rotate_request: config.annotations().get(ROTATE_ANNOTATION).cloned(),
+            fresh: inputs.fresh_credentials.clone(),
+        },
     };
-    let rotate = config
-        .annotations()
-        .get(ROTATE_ANNOTATION)
-        .map(String::as_str);
-    let keys = credentials::plan(
-        source,
+    let keys = rotation::step(
         &recorded(inputs.existing_secret.as_ref()),
-        rotate,
-        inputs.fresh_credentials.clone(),
-        SignedDuration::from_secs(i64::from(creds.rotation_grace_seconds)),
+        target,
+        &policy(spec),
+        &inputs.observation,
         inputs.now,
     );
+    if keys.signing().secret.chars().count() < MIN_LIVEKIT_SECRET_CHARS {
+        // Only a generated pair can get here; generation makes 43 characters.
+        return Err(Problem::new(
+            Reason::SecretTooShort,
+            format!(
+                "the generated API secret (credentials.generate) is shorter than {MIN_LIVEKIT_SECRET_CHARS} characters"
+            ),
+        ));
+    }
 
     // 4. The objects.
-    let mut pairs = vec![(keys.current.key.as_str(), keys.current.secret.as_str())];
-    if let Some((prev, _)) = &keys.previous {
-        pairs.push((prev.key.as_str(), prev.secret.as_str()));
-    }
+    let keys_file = render_keys_file(keys.state.keys_file_pairs());
+    let keys_hash = rotation::workload::keys_hash(&keys_file);
     let mut secret_data: BTreeMap<String, String> = BTreeMap::new();
-    secret_data.insert(keys::API_KEY.into(), keys.current.key.clone());
-    secret_data.insert(keys::API_SECRET.into(), keys.current.secret.clone());
-    secret_data.insert(keys::KEYS_FILE.into(), render_keys_file(pairs));
+    secret_data.insert(keys::API_KEY.into(), keys.signing().key.clone());
+    secret_data.insert(keys::API_SECRET.into(), keys.signing().secret.clone());
+    secret_data.insert(keys::KEYS_FILE.into(), keys_file);
     for (k, v) in caller_data {
         secret_data.insert(k.into(), v);
     }
     let settings_yaml = settings.to_yaml();
     let config_hash = hash(&settings_yaml, &secret_data);
 
-    let mut secret_annotations = BTreeMap::new();
-    if let Some((_, at)) = &keys.previous {
-        secret_annotations.insert(
-            credentials::PREVIOUS_EXPIRES_ANNOTATION.to_owned(),
-            at.to_string(),
-        );
-    }
-    if let Some(handled) = &keys.rotation_handled {
-        secret_annotations.insert(
-            credentials::ROTATION_HANDLED_ANNOTATION.to_owned(),
-            handled.clone(),
-        );
-    }
+    let secret_annotations = record::annotations(&keys.state);
 
     let meta = |annotations: BTreeMap<String, String>| ObjectMeta {
         name: Some(owned_name(&name)),
@@ -397,6 +421,7 @@ pub fn desired(config: &LiveKitConfig, inputs: &Inputs) -> Result<Desired, Probl
         config_map,
         settings,
         keys,
+        keys_hash,
         config_hash,
     })
 }
@@ -431,12 +456,7 @@ fn meta_covers(existing: &ObjectMeta, desired: &ObjectMeta) -> bool {
             .any(|have| have.uid == want.uid && have.controller == want.controller)
     });
     // An annotation the operator manages but no longer wants must go.
-    let stale_annotation = [
-        credentials::PREVIOUS_EXPIRES_ANNOTATION,
-        credentials::ROTATION_HANDLED_ANNOTATION,
-    ]
-    .iter()
-    .any(|a| {
+    let stale_annotation = record::ANNOTATIONS.iter().any(|a| {
         existing
             .annotations
             .as_ref()

@@ -18,6 +18,8 @@ pub mod keymaterial;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
+pub mod rotation;
+pub mod rotation_io;
 pub mod status;
 pub mod webhook;
 

@@ -9,6 +9,8 @@ use crate::desired::{
 };
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::rotation::{self, Phase};
+use crate::rotation_io;
 use crate::status::{self, Outcome};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -256,11 +258,14 @@ async fn reconcile_config(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Resu
     };
     let existing_secret = get_opt_secret(&secrets, &owned).await?;
     let existing_config_map = config_maps.get_opt(&owned).await?;
+    let observed =
+        rotation_io::observe(&ctx.client, &config, existing_secret.as_ref(), now).await?;
     let inputs = Inputs {
         credentials_source,
         auth_source,
         existing_secret,
         fresh_credentials: credentials::generate(&mut rand::rng()),
+        observation: observed.observation.clone(),
         now,
     };
 
@@ -314,9 +319,29 @@ async fn reconcile_config(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Resu
         existing_config_map.as_ref(),
     )
     .await?;
+    // Only after the Secret holds the new keys.yaml: restarted pods must read it.
+    if rotation_io::restart_if_needed(&ctx.client, &config, observed.workload.as_ref(), &desired)
+        .await?
+    {
+        publish(
+            &ctx,
+            &config,
+            EventType::Normal,
+            "Restarted",
+            "Rotate",
+            format!(
+                "restarted livekit-server to load keys.yaml {}",
+                desired.keys_hash
+            ),
+        )
+        .await;
+    }
 
     let new_status = status::desired_status(&config, Outcome::Applied(&desired), now);
     record_ready(&ctx, &config, &new_status);
+    // Events follow the difference between the recorded status and the Secret, so a crash between
+    // the Secret write and the status write still announces every phase on the next reconcile.
+    rotation_events(&ctx, &config, &desired).await;
     if config.status.as_ref() != Some(&new_status) {
         patch_status(&configs, &config, &new_status).await?;
     }
@@ -392,30 +417,61 @@ async fn apply_owned(
     } else {
         debug!(config = %owned, "owned objects up to date");
     }
-    if desired.keys.rotated {
-        let note = match &desired.keys.previous {
-            Some((prev, at)) => format!(
-                "rotated API key: signing with {}, {} stays in keys.yaml until {at}",
-                desired.keys.current.key, prev.key
+    Ok(())
+}
+
+/// One Event per rotation phase entered since the status was last written, and a Warning when a
+/// new key misses its acceptance deadline.
+async fn rotation_events(ctx: &Context, config: &LiveKitConfig, desired: &Desired) {
+    let old = config.status.clone().unwrap_or_default();
+    let state = &desired.keys.state;
+    let old_phase = old.rotation_phase.as_deref().and_then(Phase::parse);
+    let pending = state.pending.as_ref().map(|p| p.creds.key.as_str());
+    // A new rotation while the status still shows the previous one's Published: announce it again.
+    let restarted = old_phase == Some(Phase::Published)
+        && state.phase == Some(Phase::Published)
+        && old.pending_api_key.as_deref() != pending;
+    let mut entered = Phase::entered(old_phase, state.phase);
+    if restarted {
+        entered = vec![Phase::Published];
+    }
+    let signing = &desired.keys.signing().key;
+    for phase in entered {
+        let note = match phase {
+            Phase::Published => format!(
+                "new API key {} is in keys.yaml; the sidecar keeps signing with {signing} until LiveKit accepts it",
+                pending.unwrap_or("")
             ),
-            None => format!("rotated API key: signing with {}", desired.keys.current.key),
+            Phase::Accepted => format!("LiveKit accepts the new API key {}", pending.unwrap_or("")),
+            Phase::Active => format!(
+                "the sidecar signs with {signing}; earlier keys stay in keys.yaml for their grace period"
+            ),
+            Phase::Retired => format!("earlier keys left keys.yaml; only {signing} remains"),
         };
-        publish(ctx, config, EventType::Normal, "Rotated", "Rotate", note).await;
-    } else if desired.keys.key_changed {
         publish(
             ctx,
             config,
             EventType::Normal,
-            "KeyChanged",
-            "Apply",
-            format!(
-                "the source Secret has a new API key {}",
-                desired.keys.current.key
-            ),
+            phase.as_str(),
+            "Rotate",
+            note,
         )
         .await;
     }
-    Ok(())
+    let was_stuck = status::condition(Some(&old), status::ROTATING)
+        .is_some_and(|c| c.reason == rotation::REASON_DEADLINE);
+    let c = &desired.keys.condition;
+    if c.reason == rotation::REASON_DEADLINE && !was_stuck {
+        publish(
+            ctx,
+            config,
+            EventType::Warning,
+            rotation::REASON_DEADLINE,
+            "Rotate",
+            c.message.clone(),
+        )
+        .await;
+    }
 }
 
 async fn apply_failed(

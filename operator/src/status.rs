@@ -1,11 +1,18 @@
 //! The status a LiveKitConfig should carry, as a pure function of the outcome of a reconcile.
 
-use crate::crd::{Condition, LiveKitConfig, LiveKitConfigStatus};
+use crate::crd::{Condition, LiveKitConfig, LiveKitConfigStatus, RetiringApiKey};
 use crate::desired::{Desired, Problem, Reason, owned_name};
+use crate::rotation::Retiring;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 pub const READY: &str = "Ready";
+pub const ROTATING: &str = "Rotating";
+
+/// The key that retired last (the one `previousApiKey` names).
+fn newest_retiring(d: &Desired) -> Option<&Retiring> {
+    d.keys.state.retiring.iter().max_by_key(|r| r.expires_at)
+}
 
 /// The outcome the status describes.
 #[derive(Debug, Clone, Copy)]
@@ -14,6 +21,21 @@ pub enum Outcome<'a> {
     Applied(&'a Desired),
     /// Nothing was (re)written; the owned objects keep their last good content.
     Failed(&'a Problem),
+}
+
+/// Replaces the condition of `new.type_`, keeping its `lastTransitionTime` unless the status flips.
+fn set_condition(
+    conditions: &mut Vec<Condition>,
+    old: &[Condition],
+    mut new: Condition,
+    now: Timestamp,
+) {
+    new.last_transition_time = match old.iter().find(|c| c.type_ == new.type_) {
+        Some(c) if c.status == new.status => c.last_transition_time.clone(),
+        _ => crate::credentials::truncate(now).to_string(),
+    };
+    conditions.retain(|c| c.type_ != new.type_);
+    conditions.push(new);
 }
 
 /// Builds the status. `lastTransitionTime` moves only when the `Ready` status flips, and fields
@@ -33,31 +55,38 @@ pub fn desired_status(
             format!(
                 "Secret and ConfigMap {} are up to date; the sidecar signs with API key {}",
                 owned_name(&config.name_any()),
-                d.keys.current.key
+                d.keys.signing().key
             ),
         ),
         Outcome::Failed(p) => ("False", p.reason, p.message.clone()),
     };
-    let old_ready = previous.conditions.iter().find(|c| c.type_ == READY);
-    let last_transition_time = match old_ready {
-        Some(c) if c.status == status => c.last_transition_time.clone(),
-        _ => crate::credentials::truncate(now).to_string(),
-    };
-    let ready = Condition {
-        type_: READY.into(),
+    let mut conditions = previous.conditions.clone();
+    let condition = |type_: &str, status: &str, reason: &str, message: String| Condition {
+        type_: type_.into(),
         status: status.into(),
-        reason: reason.to_string(),
+        reason: reason.into(),
         message,
-        last_transition_time,
+        last_transition_time: String::new(),
         observed_generation: generation,
     };
-    let mut conditions: Vec<Condition> = previous
-        .conditions
-        .iter()
-        .filter(|c| c.type_ != READY)
-        .cloned()
-        .collect();
-    conditions.insert(0, ready);
+    set_condition(
+        &mut conditions,
+        &previous.conditions,
+        condition(READY, status, reason.as_str(), message),
+        now,
+    );
+    if let Outcome::Applied(d) = outcome {
+        let c = &d.keys.condition;
+        let status = if c.rotating { "True" } else { "False" };
+        set_condition(
+            &mut conditions,
+            &previous.conditions,
+            condition(ROTATING, status, c.reason, c.message.clone()),
+            now,
+        );
+    }
+    // Ready first, then the others in a stable order.
+    conditions.sort_by_key(|c| (c.type_ != READY, c.type_.clone()));
 
     match outcome {
         Outcome::Applied(d) => LiveKitConfigStatus {
@@ -66,9 +95,21 @@ pub fn desired_status(
             secret_name: Some(owned_name(&config.name_any())),
             config_map_name: Some(owned_name(&config.name_any())),
             config_hash: Some(d.config_hash.clone()),
-            api_key: Some(d.keys.current.key.clone()),
-            previous_api_key: d.keys.previous.as_ref().map(|(p, _)| p.key.clone()),
-            previous_api_key_expires_at: d.keys.previous.as_ref().map(|(_, at)| at.to_string()),
+            api_key: Some(d.keys.signing().key.clone()),
+            previous_api_key: newest_retiring(d).map(|r| r.creds.key.clone()),
+            previous_api_key_expires_at: newest_retiring(d).map(|r| r.expires_at.to_string()),
+            rotation_phase: d.keys.state.phase.map(|p| p.as_str().to_owned()),
+            pending_api_key: d.keys.state.pending.as_ref().map(|p| p.creds.key.clone()),
+            retiring_api_keys: d
+                .keys
+                .state
+                .retiring
+                .iter()
+                .map(|r| RetiringApiKey {
+                    api_key: r.creds.key.clone(),
+                    expires_at: r.expires_at.to_string(),
+                })
+                .collect(),
         },
         Outcome::Failed(_) => LiveKitConfigStatus {
             observed_generation: generation,
@@ -80,5 +121,13 @@ pub fn desired_status(
 
 /// The `Ready` condition of a status, if any.
 pub fn ready(status: Option<&LiveKitConfigStatus>) -> Option<&Condition> {
-    status?.conditions.iter().find(|c| c.type_ == READY)
+    condition(status, READY)
+}
+
+/// The condition of a type, if any.
+pub fn condition<'a>(
+    status: Option<&'a LiveKitConfigStatus>,
+    type_: &str,
+) -> Option<&'a Condition> {
+    status?.conditions.iter().find(|c| c.type_ == type_)
 }

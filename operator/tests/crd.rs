@@ -42,7 +42,7 @@ fn crd_identity() {
         .flatten()
         .map(|c| c.name.as_str())
         .collect();
-    assert_eq!(cols, ["Ready", "Server", "Region", "Age"]);
+    assert_eq!(cols, ["Ready", "Rotation", "Server", "Region", "Age"]);
 }
 
 #[test]
@@ -54,6 +54,11 @@ fn minimal_spec_is_accepted_and_defaulted() {
     assert_eq!(spec["authorization"]["mode"], "Claims");
     assert_eq!(spec["auth"]["identityClaim"], "sub");
     assert_eq!(spec["credentials"]["rotationGraceSeconds"], 86400);
+    assert_eq!(spec["credentials"]["rotation"]["deadlineSeconds"], 1800);
+    assert_eq!(
+        spec["credentials"]["rotation"]["verification"]["mode"],
+        "ServerApi"
+    );
     let typed: LiveKitConfig = serde_json::from_value(obj).unwrap();
     assert!(typed.spec.credentials.generate.is_some());
 }
@@ -135,6 +140,26 @@ fn valid_specs_are_accepted() {
             "zero grace",
             vec![("spec.credentials.rotationGraceSeconds", json!(0))],
         ),
+        (
+            "rotation verified through an in-cluster server API",
+            vec![(
+                "spec.credentials.rotation",
+                json!({"verification": {"mode": "ServerApi", "serverApi": {"url": "http://livekit.livekit.svc:7880", "consecutiveSuccesses": 5, "intervalSeconds": 30}}, "deadlineSeconds": 3600}),
+            )],
+        ),
+        (
+            "rotation by delay, with the workload restarted",
+            vec![
+                (
+                    "spec.credentials.rotation",
+                    json!({"verification": {"mode": "Delay", "delay": {"seconds": 120}}}),
+                ),
+                (
+                    "spec.livekitServer",
+                    json!({"workloadRef": {"kind": "StatefulSet", "name": "livekit-server"}}),
+                ),
+            ],
+        ),
     ];
     for (name, edits) in cases {
         let mut obj = minimal();
@@ -150,6 +175,38 @@ fn valid_specs_are_accepted() {
 #[test]
 fn invalid_specs_are_rejected_with_a_clear_message() {
     let cases: Vec<(&str, Edits, &str)> = vec![
+        (
+            "delay mode without its delay",
+            vec![(
+                "spec.credentials.rotation",
+                json!({"verification": {"mode": "Delay"}}),
+            )],
+            "credentials.rotation.verification.delay is required when mode is Delay",
+        ),
+        (
+            "server api url with another scheme",
+            vec![(
+                "spec.credentials.rotation",
+                json!({"verification": {"serverApi": {"url": "wss://livekit.example.com"}}}),
+            )],
+            "serverApi.url must be an http or https URL",
+        ),
+        (
+            "zero consecutive checks",
+            vec![(
+                "spec.credentials.rotation",
+                json!({"verification": {"serverApi": {"consecutiveSuccesses": 0}}}),
+            )],
+            "consecutiveSuccesses",
+        ),
+        (
+            "a DaemonSet to restart",
+            vec![(
+                "spec.livekitServer",
+                json!({"workloadRef": {"kind": "DaemonSet", "name": "livekit"}}),
+            )],
+            "kind",
+        ),
         (
             "both credential sources",
             vec![("spec.credentials.secretRef", json!({"name": "k"}))],

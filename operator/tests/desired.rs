@@ -5,12 +5,16 @@ mod common;
 
 use common::configs::*;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use livekit_contract::{Algorithm, AuthorizationMode, SidecarSettings, keys, parse_keys_file};
 use livekit_operator::credentials::ApiCredentials;
 use livekit_operator::desired::{self, Desired, Inputs, Problem, Reason};
+use livekit_operator::rotation;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+/// As long as livekit-server requires (32 characters).
+const SOURCE_SECRET: &str = "source-secret-0123456789abcdefghij";
 
 fn now() -> Timestamp {
     "2026-01-01T00:00:00Z".parse().unwrap()
@@ -29,6 +33,7 @@ fn inputs(creds: Option<Secret>, auth: Option<Secret>, existing: Option<Secret>)
         auth_source: auth,
         existing_secret: existing,
         fresh_credentials: fresh(),
+        observation: Default::default(),
         now: now(),
     }
 }
@@ -92,7 +97,7 @@ fn problems_table() {
         (
             "credentials key empty",
             SECRET_REF_SPEC,
-            inputs(Some(livekit_keys(" ", "s")), None, None),
+            inputs(Some(livekit_keys(" ", SOURCE_SECRET)), None, None),
             Reason::SourceKeyMissing,
             "\"api-key\"",
         ),
@@ -152,15 +157,21 @@ fn specs_the_api_server_would_reject_are_invalid_spec_too() {
     // CEL is the first line; the operator checks again (old API servers, edited CRDs).
     let mut c = config("d", SECRET_REF_SPEC);
     c.spec.server_url = "ftp://x".into();
-    let err =
-        desired::desired(&c, &inputs(Some(livekit_keys("APIk", "s")), None, None)).unwrap_err();
+    let err = desired::desired(
+        &c,
+        &inputs(Some(livekit_keys("APIk", SOURCE_SECRET)), None, None),
+    )
+    .unwrap_err();
     assert_eq!(err.reason, Reason::InvalidSpec);
     assert!(err.message.contains("serverUrl"), "{}", err.message);
 
     let mut c = config("d", SECRET_REF_SPEC);
     c.spec.credentials.generate = Some(Default::default());
-    let err =
-        desired::desired(&c, &inputs(Some(livekit_keys("APIk", "s")), None, None)).unwrap_err();
+    let err = desired::desired(
+        &c,
+        &inputs(Some(livekit_keys("APIk", SOURCE_SECRET)), None, None),
+    )
+    .unwrap_err();
     assert_eq!(
         err,
         Problem::new(
@@ -171,8 +182,11 @@ fn specs_the_api_server_would_reject_are_invalid_spec_too() {
 
     let mut c = config("d", SECRET_REF_SPEC);
     c.spec.auth.jwks_url = None;
-    let err =
-        desired::desired(&c, &inputs(Some(livekit_keys("APIk", "s")), None, None)).unwrap_err();
+    let err = desired::desired(
+        &c,
+        &inputs(Some(livekit_keys("APIk", SOURCE_SECRET)), None, None),
+    )
+    .unwrap_err();
     assert!(
         err.message.contains("public-key algorithms need"),
         "{}",
@@ -183,7 +197,11 @@ fn specs_the_api_server_would_reject_are_invalid_spec_too() {
 #[test]
 fn owned_objects_carry_owner_reference_and_labels() {
     let c = config("chat", SECRET_REF_SPEC);
-    let d = desired::desired(&c, &inputs(Some(livekit_keys("APIk", "s")), None, None)).unwrap();
+    let d = desired::desired(
+        &c,
+        &inputs(Some(livekit_keys("APIk", SOURCE_SECRET)), None, None),
+    )
+    .unwrap();
     for meta in [&d.secret.metadata, &d.config_map.metadata] {
         assert_eq!(meta.name.as_deref(), Some("chat-livekit"));
         assert_eq!(meta.namespace.as_deref(), Some(NS));
@@ -200,7 +218,11 @@ fn owned_objects_carry_owner_reference_and_labels() {
 #[test]
 fn the_contract_crate_loads_what_the_operator_renders() {
     for (spec, creds, auth) in [
-        (SECRET_REF_SPEC, Some(livekit_keys("APIk", "s")), None),
+        (
+            SECRET_REF_SPEC,
+            Some(livekit_keys("APIk", SOURCE_SECRET)),
+            None,
+        ),
         (GENERATE_SPEC, None, Some(app_jwt())),
         (PEM_SPEC, None, Some(app_jwt())),
     ] {
@@ -297,7 +319,10 @@ fn golden_secret_ref_jwks() {
     let d = desired::desired(
         &c,
         &inputs(
-            Some(livekit_keys("APIexample0001", "example-secret")),
+            Some(livekit_keys(
+                "APIexample0001",
+                "example-secret-0123456789abcdefghijkl",
+            )),
             None,
             None,
         ),
@@ -314,7 +339,8 @@ fn golden_generate_hs256_webhook() {
 }
 
 #[test]
-fn golden_rotation_in_grace() {
+fn golden_rotation_phases() {
+    // Published: the new key joins keys.yaml, the sidecar still signs with the first one.
     let mut c = config("chat-dev", PEM_SPEC);
     let first = desired::desired(&c, &inputs(None, Some(app_jwt()), None)).unwrap();
     c.metadata.annotations = Some(BTreeMap::from([(
@@ -326,7 +352,55 @@ fn golden_rotation_in_grace() {
         "APIrotatedKey02",
         "rotated-secret-0123456789abcdefghijklmnopq",
     );
-    let d = desired::desired(&c, &i).unwrap();
-    assert!(d.keys.rotated);
-    golden("rotation-in-grace.yaml", &readable(&d));
+    let published = desired::desired(&c, &i).unwrap();
+    assert_eq!(published.keys.signing().key, "APIfreshKey0001");
+    golden("rotation-published.yaml", &readable(&published));
+
+    // Three server API checks ten seconds apart (the defaults) prove it: Accepted.
+    let mut secret = published.secret;
+    for (secs, phase) in [(0, "Published"), (10, "Published"), (20, "Accepted")] {
+        let mut i = inputs(None, Some(app_jwt()), Some(secret));
+        i.now = now() + SignedDuration::from_secs(secs);
+        i.observation.check = Some(rotation::Check::Accepted);
+        let d = desired::desired(&c, &i).unwrap();
+        assert_eq!(
+            d.keys.state.phase.map(|p| p.as_str()),
+            Some(phase),
+            "at {secs}s"
+        );
+        assert_eq!(d.keys.signing().key, "APIfreshKey0001");
+        secret = d.secret;
+    }
+
+    // Active: the sidecar switches; the first key stays for the grace period.
+    let mut i = inputs(None, Some(app_jwt()), Some(secret));
+    i.now = now() + SignedDuration::from_secs(21);
+    let active = desired::desired(&c, &i).unwrap();
+    assert_eq!(active.keys.signing().key, "APIrotatedKey02");
+    golden("rotation-active.yaml", &readable(&active));
+}
+
+#[test]
+fn source_secrets_shorter_than_livekit_accepts_are_refused_naming_the_field() {
+    let c = config("chat", SECRET_REF_SPEC);
+    let short = "x".repeat(31);
+    let problem =
+        desired::desired(&c, &inputs(Some(livekit_keys("APIk", &short)), None, None)).unwrap_err();
+    assert_eq!(problem.reason, desired::Reason::SecretTooShort);
+    assert!(
+        problem
+            .message
+            .contains("credentials.secretRef.apiSecretKey")
+            && problem.message.contains("\"api-secret\"")
+            && problem.message.contains("31 characters")
+            && problem.message.contains("32"),
+        "{}",
+        problem.message
+    );
+    assert!(!problem.message.contains(&short), "never the secret itself");
+    let ok = desired::desired(
+        &c,
+        &inputs(Some(livekit_keys("APIk", &"x".repeat(32))), None, None),
+    );
+    assert!(ok.is_ok());
 }

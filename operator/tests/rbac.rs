@@ -113,7 +113,10 @@ async fn the_chart_grants_exactly_what_the_operator_calls() {
         "chat",
         serde_json::to_value(config("chat", SECRET_REF_SPEC)).unwrap(),
     );
-    put_secret(&api, livekit_keys("APIk0000000001", "s"));
+    put_secret(
+        &api,
+        livekit_keys("APIk0000000001", "source-secret-0123456789abcdefghij"),
+    );
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(reconcile::run(ctx.clone(), Some(NS.into()), async {
         let _ = rx.await;
@@ -147,7 +150,7 @@ async fn the_chart_grants_exactly_what_the_operator_calls() {
         .unwrap(),
     );
     reconcile_once(&api, &ctx, "lost").await;
-    let mut found = livekit_keys("APIk0000000002", "s");
+    let mut found = livekit_keys("APIk0000000002", "source-secret-0123456789abcdefghij");
     found.metadata.name = Some("nowhere".into());
     put_secret(&api, found);
     reconcile_once(&api, &ctx, "lost").await;

@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// As long as livekit-server requires (32 characters).
+const SOURCE_SECRET: &str = "source-secret-0123456789abcdefghij";
+
 struct Harness {
     api: FakeApi,
     ctx: Arc<Context>,
@@ -122,11 +125,15 @@ fn events(calls: &[Call]) -> Vec<(String, String)> {
 }
 
 fn ready(status: &Value) -> (String, String) {
+    condition(status, "Ready")
+}
+
+fn condition(status: &Value, type_: &str) -> (String, String) {
     let c = status["conditions"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["type"] == "Ready")
+        .find(|c| c["type"] == type_)
         .unwrap();
     (
         c["status"].as_str().unwrap().into(),
@@ -137,7 +144,7 @@ fn ready(status: &Value) -> (String, String) {
 #[tokio::test]
 async fn first_reconcile_creates_both_objects_and_status_and_the_second_writes_nothing() {
     let h = Harness::new("chat", SECRET_REF_SPEC);
-    h.put_secret(livekit_keys("APIsource00001", "source-secret"));
+    h.put_secret(livekit_keys("APIsource00001", SOURCE_SECRET));
 
     let action = h.reconcile().await.unwrap();
     assert_eq!(action, Action::requeue(RESYNC));
@@ -166,7 +173,7 @@ async fn first_reconcile_creates_both_objects_and_status_and_the_second_writes_n
 
     let data = h.owned_secret();
     assert_eq!(data[keys::API_KEY], "APIsource00001");
-    assert_eq!(data[keys::API_SECRET], "source-secret");
+    assert_eq!(data[keys::API_SECRET], SOURCE_SECRET);
     assert_eq!(parse_keys_file(&data[keys::KEYS_FILE]).unwrap().len(), 1);
     let cm = h.api.get("configmaps", NS, "chat-livekit").unwrap();
     livekit_contract::SidecarSettings::from_yaml(cm["data"][keys::SETTINGS].as_str().unwrap())
@@ -180,7 +187,7 @@ async fn first_reconcile_creates_both_objects_and_status_and_the_second_writes_n
     assert_eq!(status["configMapName"], "chat-livekit");
     assert_eq!(status["configHash"].as_str().unwrap().len(), 16);
     assert!(
-        !status.to_string().contains("source-secret"),
+        !status.to_string().contains(SOURCE_SECRET),
         "status must never carry the secret"
     );
 
@@ -231,7 +238,7 @@ async fn missing_source_secret_gives_ready_false_with_the_reason_and_an_event() 
     assert_eq!(writes(&h.api.take_calls()), Vec::<String>::new());
 
     // It appears: Ready, and the transition is recorded.
-    h.put_secret(livekit_keys("APIsource00001", "source-secret"));
+    h.put_secret(livekit_keys("APIsource00001", SOURCE_SECRET));
     h.reconcile().await.unwrap();
     assert_eq!(ready(&h.status()), ("True".into(), "Reconciled".into()));
 }
@@ -255,7 +262,7 @@ async fn missing_source_key_is_reported() {
 #[tokio::test]
 async fn invalid_spec_is_reported_and_not_retried() {
     let h = Harness::new("chat", SECRET_REF_SPEC);
-    h.put_secret(livekit_keys("APIk", "s"));
+    h.put_secret(livekit_keys("APIk", SOURCE_SECRET));
     // What an API server without CEL support might let through.
     h.edit_config(|v| v["spec"]["auth"]["algorithms"] = json!(["HS256", "RS256"]));
     let action = h.reconcile().await.unwrap();
@@ -264,52 +271,100 @@ async fn invalid_spec_is_reported_and_not_retried() {
     assert!(h.api.get("secrets", NS, "chat-livekit").is_none());
 }
 
+/// Switches a config's rotation to the `Delay` verification (no network in these tests).
+fn delay_verification(v: &mut Value, seconds: u32) {
+    v["spec"]["credentials"]["rotation"] = json!({"verification": {"mode": "Delay", "delay": {"seconds": seconds}}, "deadlineSeconds": 1800});
+}
+
+fn secret_annotation(h: &Harness, name: &str) -> Option<String> {
+    let owned = h
+        .api
+        .get("secrets", NS, &format!("{}-livekit", h.name))
+        .unwrap();
+    owned["metadata"]["annotations"][name]
+        .as_str()
+        .map(str::to_owned)
+}
+
 #[tokio::test]
-async fn source_change_updates_the_owned_secret_and_keeps_the_old_key_for_the_grace_period() {
+async fn source_change_is_published_then_signed_with_after_the_delay_keeping_the_old_key() {
     let h = Harness::new("chat", SECRET_REF_SPEC);
-    h.put_secret(livekit_keys("APIsource00001", "secret-1"));
+    h.edit_config(|v| delay_verification(v, 60));
+    let (secret_1, secret_2) = (
+        "secret-1-0123456789abcdefghijklmnop",
+        "secret-2-0123456789abcdefghijklmnop",
+    );
+    h.put_secret(livekit_keys("APIsource00001", secret_1));
     h.reconcile().await.unwrap();
     h.api.take_calls();
 
-    let mut changed = livekit_keys("APIsource00002", "secret-2");
+    let mut changed = livekit_keys("APIsource00002", secret_2);
     changed.metadata.labels =
         Some([("livekit.kraken.dev/source".to_string(), "true".to_string())].into());
     h.put_secret(changed);
+
+    // Published: keys.yaml has both, the sidecar still signs with the old key.
     let action = h.reconcile().await.unwrap();
-    assert_eq!(
-        action,
-        Action::requeue(RESYNC.min(Duration::from_secs(86_401)))
-    );
+    assert_eq!(action, Action::requeue(Duration::from_secs(61)));
     let calls = h.api.take_calls();
-    assert_eq!(
-        writes(&calls),
-        [
-            "PATCH /api/v1/namespaces/apps/secrets/chat-livekit",
-            "POST /apis/events.k8s.io/v1/namespaces/apps/events",
-            "POST /apis/events.k8s.io/v1/namespaces/apps/events",
-            "PATCH /apis/livekit.kraken.dev/v1alpha1/namespaces/apps/livekitconfigs/chat/status",
-        ]
-    );
     assert_eq!(
         events(&calls),
         [
             ("Normal".into(), "Updated".into()),
-            ("Normal".into(), "KeyChanged".into())
+            ("Normal".into(), "Published".into())
         ]
     );
     let data = h.owned_secret();
-    assert_eq!(data[keys::API_KEY], "APIsource00002");
+    assert_eq!(data[keys::API_KEY], "APIsource00001");
     let pairs = parse_keys_file(&data[keys::KEYS_FILE]).unwrap();
-    assert_eq!(pairs["APIsource00001"], "secret-1");
-    assert_eq!(pairs["APIsource00002"], "secret-2");
+    assert_eq!(pairs["APIsource00001"], secret_1);
+    assert_eq!(pairs["APIsource00002"], secret_2);
+    let status = h.status();
+    assert_eq!(status["rotationPhase"], "Published");
+    assert_eq!(status["pendingApiKey"], "APIsource00002");
+    assert_eq!(status["apiKey"], "APIsource00001");
+    assert_eq!(
+        condition(&status, "Rotating"),
+        ("True".into(), "Published".into())
+    );
+
+    // Before the delay nothing changes and nothing is written.
+    h.advance(SignedDuration::from_secs(59));
+    h.reconcile().await.unwrap();
+    assert_eq!(writes(&h.api.take_calls()), Vec::<String>::new());
+
+    // Accepted, then Active on the next reconcile.
+    h.advance(SignedDuration::from_secs(1));
+    assert_eq!(
+        h.reconcile().await.unwrap(),
+        Action::requeue(Duration::from_secs(1))
+    );
+    assert_eq!(h.owned_secret()[keys::API_KEY], "APIsource00001");
+    assert_eq!(h.status()["rotationPhase"], "Accepted");
+    h.reconcile().await.unwrap();
+    let calls = h.api.take_calls();
+    let reasons: Vec<String> = events(&calls).into_iter().map(|(_, r)| r).collect();
+    assert!(
+        reasons.contains(&"Accepted".into()) && reasons.contains(&"Active".into()),
+        "{reasons:?}"
+    );
+    let data = h.owned_secret();
+    assert_eq!(data[keys::API_KEY], "APIsource00002");
+    assert_eq!(data[keys::API_SECRET], secret_2);
     let status = h.status();
     assert_eq!(status["apiKey"], "APIsource00002");
     assert_eq!(status["previousApiKey"], "APIsource00001");
+    assert_eq!(status["rotationPhase"], "Active");
+    assert_eq!(
+        condition(&status, "Rotating"),
+        ("False".into(), "Active".into())
+    );
 }
 
 #[tokio::test]
-async fn rotation_keeps_the_old_key_for_the_grace_period_then_drops_it() {
+async fn rotation_goes_through_every_phase_and_retires_the_old_key_after_the_grace_period() {
     let h = Harness::new("chat-dev", GENERATE_SPEC); // rotationGraceSeconds: 3600
+    h.edit_config(|v| delay_verification(v, 120));
     h.put_secret(app_jwt());
     h.reconcile().await.unwrap();
     let first = h.owned_secret();
@@ -322,53 +377,67 @@ async fn rotation_keeps_the_old_key_for_the_grace_period_then_drops_it() {
 
     h.edit_config(|v| v["metadata"]["annotations"] = json!({"livekit.kraken.dev/rotate": "r1"}));
     let action = h.reconcile().await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(121)));
+    let published = h.owned_secret();
     assert_eq!(
-        action,
-        Action::requeue(RESYNC.min(Duration::from_secs(3601)))
+        published[keys::API_KEY],
+        old_key,
+        "no signing with an unaccepted key"
     );
-    let calls = h.api.take_calls();
-    assert!(
-        events(&calls).contains(&("Normal".into(), "Rotated".into())),
-        "{:?}",
-        events(&calls)
-    );
-    let rotated = h.owned_secret();
-    let new_key = rotated[keys::API_KEY].clone();
-    assert_ne!(new_key, old_key);
-    let pairs = parse_keys_file(&rotated[keys::KEYS_FILE]).unwrap();
-    assert_eq!(pairs[&old_key], first[keys::API_SECRET]);
-    assert_eq!(pairs[&new_key], rotated[keys::API_SECRET]);
-    let status = h.status();
-    assert_eq!(status["apiKey"], json!(new_key));
-    assert_eq!(status["previousApiKey"], json!(old_key));
-    assert_eq!(status["previousApiKeyExpiresAt"], "2026-01-01T01:00:00Z");
+    let new_key = secret_annotation(&h, "livekit.kraken.dev/pending-key").unwrap();
+    let pairs = parse_keys_file(&published[keys::KEYS_FILE]).unwrap();
+    assert_eq!(pairs.len(), 2);
+    assert!(pairs.contains_key(&new_key));
 
-    // Within the grace period nothing changes, and the same annotation does not rotate again.
+    h.advance(SignedDuration::from_secs(120));
+    h.reconcile().await.unwrap(); // Accepted
+    h.reconcile().await.unwrap(); // Active
+    let rotated = h.owned_secret();
+    assert_eq!(rotated[keys::API_KEY], new_key);
+    assert_eq!(rotated[keys::KEYS_FILE], published[keys::KEYS_FILE]);
+    let status = h.status();
+    assert_eq!(status["previousApiKey"], json!(old_key));
+    assert_eq!(status["previousApiKeyExpiresAt"], "2026-01-01T01:02:00Z");
+    assert_eq!(
+        status["retiringApiKeys"],
+        json!([{"apiKey": old_key, "expiresAt": "2026-01-01T01:02:00Z"}])
+    );
+    h.api.take_calls();
+
+    // Within the grace period nothing changes, the same annotation does not rotate again, and the
+    // next look is due at the end of the grace period (sooner than the hourly resync).
     h.advance(SignedDuration::from_mins(30));
-    h.reconcile().await.unwrap();
+    let action = h.reconcile().await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(30 * 60 + 1)));
     assert_eq!(writes(&h.api.take_calls()), Vec::<String>::new());
     assert_eq!(h.owned_secret(), rotated);
 
-    // After it, the old key leaves keys.yaml.
+    // After it, the old key leaves keys.yaml: Retired.
     h.advance(SignedDuration::from_mins(31));
     assert_eq!(h.reconcile().await.unwrap(), Action::requeue(RESYNC));
+    let calls = h.api.take_calls();
+    assert!(events(&calls).contains(&("Normal".into(), "Retired".into())));
     let after = h.owned_secret();
     assert_eq!(after[keys::API_KEY], new_key);
     let pairs = parse_keys_file(&after[keys::KEYS_FILE]).unwrap();
     assert_eq!(pairs.keys().collect::<Vec<_>>(), [&new_key]);
-    let owned = h.api.get("secrets", NS, "chat-dev-livekit").unwrap();
-    assert!(
-        owned["metadata"]["annotations"]
-            .get("livekit.kraken.dev/previous-key-expires-at")
-            .is_none()
+    assert_eq!(
+        secret_annotation(&h, "livekit.kraken.dev/retiring-keys"),
+        None
     );
-    assert!(h.status().get("previousApiKey").is_none());
+    assert_eq!(
+        secret_annotation(&h, "livekit.kraken.dev/rotation-phase").as_deref(),
+        Some("Retired")
+    );
+    let status = h.status();
+    assert!(status.get("previousApiKey").is_none());
+    assert_eq!(status["rotationPhase"], "Retired");
 }
 
 #[tokio::test]
 async fn deleted_owned_object_is_recreated() {
     let h = Harness::new("chat", SECRET_REF_SPEC);
-    h.put_secret(livekit_keys("APIk0000000001", "s"));
+    h.put_secret(livekit_keys("APIk0000000001", SOURCE_SECRET));
     h.reconcile().await.unwrap();
     let cm_before = h.api.get("configmaps", NS, "chat-livekit").unwrap();
     h.api.take_calls();
@@ -391,13 +460,13 @@ async fn deleted_owned_object_is_recreated() {
     s["data"]["api-secret"] = json!("ZWRpdGVk");
     h.api.put("secrets", NS, "chat-livekit", s);
     h.reconcile().await.unwrap();
-    assert_eq!(h.owned_secret()[keys::API_SECRET], "s");
+    assert_eq!(h.owned_secret()[keys::API_SECRET], SOURCE_SECRET);
 }
 
 #[tokio::test]
 async fn api_errors_back_off_exponentially_with_jitter_per_object() {
     let h = Harness::new("chat", SECRET_REF_SPEC);
-    h.put_secret(livekit_keys("APIk0000000001", "s"));
+    h.put_secret(livekit_keys("APIk0000000001", SOURCE_SECRET));
     h.api.fail(Method::GET, "/secrets/chat-livekit", 500, 4);
     let mut delays = Vec::new();
     for _ in 0..4 {
@@ -450,7 +519,7 @@ async fn refused_calls_are_retried_slowly_and_broken_objects_wait_for_a_change()
 #[tokio::test]
 async fn a_failed_apply_reports_apply_failed_and_is_retried() {
     let h = Harness::new("chat", SECRET_REF_SPEC);
-    h.put_secret(livekit_keys("APIk0000000001", "s"));
+    h.put_secret(livekit_keys("APIk0000000001", SOURCE_SECRET));
     h.api
         .fail(Method::PATCH, "/configmaps/chat-livekit", 500, 1);
     let err = h.reconcile().await.unwrap_err();
@@ -503,7 +572,7 @@ fn source_secret_events_map_back_to_the_configs_that_read_them() {
 #[tokio::test]
 async fn the_controller_watches_by_label_only_and_reconciles_what_it_lists() {
     let h = Harness::new("chat", SECRET_REF_SPEC);
-    h.put_secret(livekit_keys("APIk0000000001", "s"));
+    h.put_secret(livekit_keys("APIk0000000001", SOURCE_SECRET));
     h.put_secret(secret("unrelated", &[("password", "hunter2")]));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(reconcile::run(h.ctx.clone(), Some(NS.into()), async {

@@ -33,7 +33,8 @@ fn config(rotate: Option<&str>) -> LiveKitConfig {
         "spec": {
             "serverUrl": "ws://127.0.0.1:7880",
             "region": "local",
-            "credentials": {"generate": {}, "rotationGraceSeconds": 3600},
+            "credentials": {"generate": {}, "rotationGraceSeconds": 3600,
+                "rotation": {"verification": {"mode": "Delay", "delay": {"seconds": 60}}}},
             "token": {"defaultTtlSeconds": 900, "maxTtlSeconds": 3600},
             "auth": {"algorithms": ["HS256"], "secretRef": {"name": "app-jwt", "hsSecretKey": "hs-secret"}},
             "authorization": {"mode": "Claims", "claims": {"claim": "permissions"}},
@@ -51,13 +52,19 @@ fn app_jwt_secret() -> Secret {
     .unwrap()
 }
 
-fn render(config: &LiveKitConfig, existing: Option<Secret>, fresh: ApiCredentials) -> Desired {
+fn render(
+    config: &LiveKitConfig,
+    existing: Option<Secret>,
+    fresh: ApiCredentials,
+    now: Timestamp,
+) -> Desired {
     let inputs = Inputs {
         credentials_source: None,
         auth_source: Some(app_jwt_secret()),
         existing_secret: existing,
         fresh_credentials: fresh,
-        now: Timestamp::now(),
+        observation: Default::default(),
+        now,
     };
     desired::desired(config, &inputs).expect("the operator renders this config")
 }
@@ -127,7 +134,8 @@ fn operator_output_serves_verified_tokens_and_rotation_reaches_them_within_a_sec
         "new-contract-secret-0123456789abcdefghij",
     );
 
-    let first = render(&config(None), None, old);
+    let t0 = Timestamp::now();
+    let first = render(&config(None), None, old, t0);
     let first_files = files(&first);
     kubelet::write(dir.path(), &first_files);
     let (old_key, old_secret) = (
@@ -174,8 +182,19 @@ fn operator_output_serves_verified_tokens_and_rotation_reaches_them_within_a_sec
         })
     };
     std::thread::sleep(Duration::from_millis(500));
-    let rotated = render(&config(Some("2026-11-25")), Some(first.secret.clone()), new);
-    assert!(rotated.keys.rotated, "the operator rotated");
+    // The rotation's phases: Published (keys.yaml only), Accepted after the verification delay,
+    // Active (the signer switches). Only Active changes what the sidecar signs with.
+    let rotating = config(Some("2026-11-25"));
+    let published = render(&rotating, Some(first.secret.clone()), new.clone(), t0);
+    let later = t0 + k8s_openapi::jiff::SignedDuration::from_secs(60);
+    let accepted = render(
+        &rotating,
+        Some(published.secret.clone()),
+        new.clone(),
+        later,
+    );
+    let rotated = render(&rotating, Some(accepted.secret.clone()), new, later);
+    assert_eq!(rotated.keys.state.phase.map(|p| p.as_str()), Some("Active"));
     let rotated_files = files(&rotated);
     let (new_key, new_secret) = (
         value_of(&rotated_files, keys::API_KEY),

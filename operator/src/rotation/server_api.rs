@@ -1,0 +1,92 @@
+//! The `ServerApi` acceptance check: one call to LiveKit's server API
+//! (`POST /twirp/livekit.RoomService/ListRooms`) with a short-lived token carrying `video.roomList`,
+//! signed with the key to prove. livekit-server answers 401 to a key it does not hold.
+
+use super::Check;
+use crate::credentials::ApiCredentials;
+use k8s_openapi::jiff::Timestamp;
+use std::time::Duration;
+use tracing::debug;
+
+/// The Twirp path of `RoomService.ListRooms`.
+pub const LIST_ROOMS_PATH: &str = "/twirp/livekit.RoomService/ListRooms";
+
+/// How long the check token is valid: long enough for one call, no longer.
+const TOKEN_LIFETIME_SECONDS: i64 = 60;
+
+/// The base URL of the server API: `url` when given, else `server_url` with `ws` mapped to `http`
+/// and `wss` to `https`; no trailing slash.
+pub fn api_base(server_url: &str, url: Option<&str>) -> String {
+    let base = match url {
+        Some(u) => u.to_owned(),
+        None => {
+            if let Some(rest) = server_url.strip_prefix("wss://") {
+                format!("https://{rest}")
+            } else if let Some(rest) = server_url.strip_prefix("ws://") {
+                format!("http://{rest}")
+            } else {
+                server_url.to_owned()
+            }
+        }
+    };
+    base.trim_end_matches('/').to_owned()
+}
+
+/// A token for `ListRooms` signed with `creds`, valid for a minute from `now`.
+pub fn check_token(creds: &ApiCredentials, now: Timestamp) -> String {
+    let now = now.as_second();
+    let claims = serde_json::json!({
+        "iss": creds.key,
+        "sub": "livekit-operator",
+        "nbf": now - 5,
+        "exp": now + TOKEN_LIFETIME_SECONDS,
+        "video": {"roomList": true},
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(creds.secret.as_bytes()),
+    )
+    .expect("HS256 over a JSON object always signs")
+}
+
+/// An HTTP client for the check: bounded connect and total time, no redirects (a redirect must not
+/// carry the token elsewhere).
+pub fn client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client with static settings always builds")
+}
+
+/// Calls `ListRooms` at `base` with a token signed by `creds`. 200 is accepted, 401 is not; anything
+/// else (another status, a timeout, no connection) is a failed check. The token is never logged.
+pub async fn check(
+    client: &reqwest::Client,
+    base: &str,
+    creds: &ApiCredentials,
+    now: Timestamp,
+) -> Check {
+    let url = format!("{base}{LIST_ROOMS_PATH}");
+    let reply = client
+        .post(&url)
+        .bearer_auth(check_token(creds, now))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body("{}")
+        .send()
+        .await;
+    let check = match reply {
+        Ok(r) if r.status() == reqwest::StatusCode::OK => Check::Accepted,
+        Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED => Check::NotAccepted,
+        Ok(r) => Check::Failed(format!("{url} answered {}", r.status())),
+        Err(e) if e.is_timeout() => Check::Failed(format!("{url} did not answer in time")),
+        Err(e) => Check::Failed(format!(
+            "{url} could not be reached: {}",
+            std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string())
+        )),
+    };
+    debug!(api_key = %creds.key, ?check, "server API acceptance check");
+    check
+}

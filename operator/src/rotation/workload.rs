@@ -1,0 +1,153 @@
+//! The livekit-server workload (`spec.livekitServer.workloadRef`): the restart that makes it load a
+//! changed `keys.yaml`, and whether that restart has rolled out. Pure functions; the reconciler reads
+//! and patches the workload.
+
+use super::Rollout;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use sha2::{Digest, Sha256};
+
+/// Pod-template annotation carrying the hash of the `keys.yaml` the pods were started with. Changing
+/// it restarts the pods, as `kubectl rollout restart` does with `kubectl.kubernetes.io/restartedAt`.
+pub const KEYS_HASH_ANNOTATION: &str = "livekit.kraken.dev/keys-hash";
+
+/// First 16 hex characters of SHA-256 over `keys.yaml`. It changes exactly when the keys do; the
+/// secrets in it are random or at least 32 characters, so the hash does not help guess them.
+pub fn keys_hash(keys_file: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"livekit-keys.yaml\0");
+    h.update(keys_file.as_bytes());
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The merge patch that restarts the workload with `hash` (the same body for both kinds).
+pub fn restart_patch(hash: &str) -> serde_json::Value {
+    serde_json::json!({
+        "spec": {"template": {"metadata": {"annotations": {KEYS_HASH_ANNOTATION: hash}}}}
+    })
+}
+
+/// A Deployment or StatefulSet as read from the API server.
+#[derive(Debug, Clone)]
+pub enum Workload {
+    Deployment(Box<Deployment>),
+    StatefulSet(Box<StatefulSet>),
+}
+
+impl Workload {
+    /// The keys hash its pod template carries, if any.
+    pub fn template_hash(&self) -> Option<&str> {
+        let template = match self {
+            Workload::Deployment(d) => &d.spec.template,
+            Workload::StatefulSet(s) => &s.spec.template,
+        };
+        template
+            .metadata
+            .as_ref()?
+            .annotations
+            .as_ref()?
+            .get(KEYS_HASH_ANNOTATION)
+            .map(String::as_str)
+    }
+
+    /// Whether every replica runs the pod template for `want_hash` and is available, judged as
+    /// `kubectl rollout status` does (and stricter for a partitioned StatefulSet, whose pods below
+    /// the partition would keep the old keys).
+    pub fn rollout(&self, want_hash: &str) -> Rollout {
+        if self.template_hash() != Some(want_hash) {
+            return Rollout::Waiting(
+                "the restart for the current keys.yaml is not in the pod template yet".into(),
+            );
+        }
+        match self {
+            Workload::Deployment(d) => deployment_rollout(d),
+            Workload::StatefulSet(s) => statefulset_rollout(s),
+        }
+    }
+}
+
+fn deployment_rollout(d: &Deployment) -> Rollout {
+    let name = d.metadata.name.as_deref().unwrap_or("");
+    let status = d.status.clone().unwrap_or_default();
+    let generation = d.metadata.generation.unwrap_or(0);
+    if generation > status.observed_generation.unwrap_or(0) {
+        return Rollout::Waiting(format!(
+            "waiting for deployment {name:?} spec update to be observed"
+        ));
+    }
+    let progress_deadline = status.conditions.iter().flatten().any(|c| {
+        c.type_.as_deref() == Some("Progressing")
+            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    });
+    if progress_deadline {
+        return Rollout::Failed(format!(
+            "deployment {name:?} exceeded its progress deadline"
+        ));
+    }
+    let updated = status.updated_replicas.unwrap_or(0);
+    if let Some(want) = d.spec.replicas
+        && updated < want
+    {
+        return Rollout::Waiting(format!(
+            "{updated} out of {want} new replicas have been updated"
+        ));
+    }
+    let replicas = status.replicas.unwrap_or(0);
+    if replicas > updated {
+        return Rollout::Waiting(format!(
+            "{} old replicas are pending termination",
+            replicas - updated
+        ));
+    }
+    let available = status.available_replicas.unwrap_or(0);
+    if available < updated {
+        return Rollout::Waiting(format!(
+            "{available} of {updated} updated replicas are available"
+        ));
+    }
+    Rollout::Complete
+}
+
+fn statefulset_rollout(s: &StatefulSet) -> Rollout {
+    let name = s.metadata.name.as_deref().unwrap_or("");
+    let spec = &s.spec;
+    let status = s.status.clone().unwrap_or_default();
+    let strategy = spec.update_strategy.clone().unwrap_or_default();
+    if strategy.type_.as_deref().unwrap_or("RollingUpdate") != "RollingUpdate" {
+        return Rollout::Failed(format!(
+            "statefulset {name:?} uses the OnDelete strategy: its pods keep the old keys until deleted"
+        ));
+    }
+    let observed = status.observed_generation.unwrap_or(0);
+    if observed == 0 || s.metadata.generation.unwrap_or(0) > observed {
+        return Rollout::Waiting(format!(
+            "waiting for statefulset {name:?} spec update to be observed"
+        ));
+    }
+    let ready = status.ready_replicas.unwrap_or(0);
+    if let Some(want) = spec.replicas
+        && ready < want
+    {
+        return Rollout::Waiting(format!("waiting for {} pods to be ready", want - ready));
+    }
+    let partition = strategy
+        .rolling_update
+        .and_then(|r| r.partition)
+        .unwrap_or(0);
+    if partition > 0 {
+        return Rollout::Failed(format!(
+            "statefulset {name:?} has a rolling-update partition of {partition}: pods below it keep the old keys"
+        ));
+    }
+    if status.update_revision != status.current_revision {
+        return Rollout::Waiting(format!(
+            "waiting for statefulset rolling update to complete {} pods at revision {}",
+            status.updated_replicas.unwrap_or(0),
+            status.update_revision.as_deref().unwrap_or("")
+        ));
+    }
+    Rollout::Complete
+}
