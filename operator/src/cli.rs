@@ -6,9 +6,10 @@ use crate::error::{Error, Result};
 use crate::health::{self, Health, Phase};
 use crate::leader::{self, LeaseConfig};
 use crate::reconcile::{self, Context};
+use crate::startup;
 use clap::Parser;
 use kube::Client;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -29,9 +30,11 @@ pub struct Args {
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
 
-    /// Address of the probe port (`/livez`, `/readyz`).
-    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
-    pub metrics_addr: SocketAddr,
+    /// Address of the probe and metrics port (`/livez`, `/readyz`, `/metrics`) [default: 0.0.0.0:8080
+    /// inside a cluster (KUBERNETES_SERVICE_HOST set), where the kubelet and Prometheus reach the pod's
+    /// IP; 127.0.0.1:8080 elsewhere, so a laptop does not expose it].
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 
     /// Kubeconfig context to use (default: the current context, or the in-cluster config).
     #[arg(long, env = "KUBE_CONTEXT")]
@@ -75,12 +78,43 @@ pub enum LogFormat {
     Json,
 }
 
+impl Args {
+    /// The probe address: the flag, else [`default_probe_addr`] for where this process runs.
+    pub fn probe_addr(&self) -> SocketAddr {
+        self.metrics_addr.unwrap_or_else(|| {
+            default_probe_addr(std::env::var_os("KUBERNETES_SERVICE_HOST").is_some())
+        })
+    }
+}
+
+/// All interfaces in a pod (the kubelet probes the pod IP), loopback anywhere else.
+pub fn default_probe_addr(in_cluster: bool) -> SocketAddr {
+    let ip = if in_cluster {
+        std::net::Ipv4Addr::UNSPECIFIED
+    } else {
+        std::net::Ipv4Addr::LOCALHOST
+    };
+    SocketAddr::from((ip, 8080))
+}
+
+/// Colour codes only for a person at a terminal: never in a file, a pipe or a container log, and not
+/// when `NO_COLOR` is set to anything non-empty (no-color.org).
+pub fn use_ansi(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
+}
+
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing(args: &Args) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = use_ansi(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Text => builder.init(),
@@ -88,7 +122,8 @@ pub fn init_tracing(args: &Args) {
     }
 }
 
-async fn client(context: Option<&str>) -> Result<Client> {
+/// The client and the URL of the API server it talks to (named in start-up errors).
+async fn client(context: Option<&str>) -> Result<(Client, String)> {
     let config = match context {
         Some(ctx) => {
             let kubeconfig = Kubeconfig::read().map_err(|e| Error::Config(e.to_string()))?;
@@ -104,7 +139,8 @@ async fn client(context: Option<&str>) -> Result<Client> {
             .await
             .map_err(|e| Error::Config(e.to_string()))?,
     };
-    Client::try_from(config).map_err(Error::Kube)
+    let server = config.cluster_url.to_string();
+    Ok((Client::try_from(config).map_err(Error::Kube)?, server))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -157,23 +193,21 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     };
 
     let metrics = Arc::new(crate::metrics::Metrics::new());
+    // Bound (and logged) here, before anything else can fail; served in the background.
+    let listener = health::bind(args.probe_addr()).await?;
     let probes = tokio::spawn(health::serve(
-        args.metrics_addr,
+        listener,
         health.clone(),
         metrics.clone(),
         stopped(),
     ));
 
-    let client = client(args.context.as_deref()).await?;
+    let (client, server) = client(args.context.as_deref()).await?;
     let configs: Api<LiveKitConfig> = match &args.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    if let Err(e) = configs.list(&ListParams::default().limit(1)).await {
-        return Err(Error::Config(format!(
-            "cannot list LiveKitConfigs ({e}); is the CRD installed (kubectl apply -f crds/livekitconfig.yaml) and may this identity list them?"
-        )));
-    }
+    startup::check_api(&configs, &server).await?;
     let mut ctx = Context::new(client.clone(), reconcile::reporter());
     ctx.metrics = metrics;
     let ctx = Arc::new(ctx);
@@ -244,7 +278,7 @@ mod tests {
         Args::command().debug_assert();
         let a = Args::try_parse_from(["livekit-operator"]).unwrap();
         assert!(a.leader_elect);
-        assert_eq!(a.metrics_addr.port(), 8080);
+        assert_eq!(a.metrics_addr, None);
         assert_eq!(a.namespace, None);
         let a = Args::try_parse_from([
             "livekit-operator",
@@ -260,5 +294,21 @@ mod tests {
         assert!(!a.leader_elect);
         assert_eq!(a.namespace.as_deref(), Some("apps"));
         assert_eq!(a.log_format, LogFormat::Json);
+        assert_eq!(a.probe_addr(), "127.0.0.1:9000".parse().unwrap());
+    }
+
+    #[test]
+    fn probes_bind_to_loopback_outside_a_cluster() {
+        assert_eq!(default_probe_addr(false), "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(default_probe_addr(true), "0.0.0.0:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn colour_only_for_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(use_ansi(true, None));
+        assert!(use_ansi(true, Some(OsStr::new(""))));
+        assert!(!use_ansi(true, Some(OsStr::new("1"))));
+        assert!(!use_ansi(false, None));
     }
 }

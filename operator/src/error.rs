@@ -19,6 +19,9 @@ pub enum Error {
     /// Reading the kubeconfig or in-cluster configuration failed.
     #[error("Kubernetes client configuration: {0}")]
     Config(String),
+    /// The start-up check of the API server failed; the message says why (see [`crate::startup`]).
+    #[error("{0}")]
+    Startup(String),
     /// Leader election via the Lease API failed.
     #[error("leader election: {0}")]
     Lease(#[from] kube_lease_manager::LeaseManagerError),
@@ -35,7 +38,10 @@ impl Error {
                 status.code >= 500 || status.code == 429 || status.code == 409
             }
             Self::Kube(_) | Self::Lease(_) | Self::Io(_) => true,
-            Self::MissingNamespace(_) | Self::Serialize { .. } | Self::Config(_) => false,
+            Self::MissingNamespace(_)
+            | Self::Serialize { .. }
+            | Self::Config(_)
+            | Self::Startup(_) => false,
         }
     }
 }

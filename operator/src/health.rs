@@ -14,6 +14,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use tokio::net::TcpListener;
 
 /// Where the process is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,15 +91,21 @@ pub fn router(health: Health, metrics: Arc<Metrics>) -> Router {
         .with_state(ProbeState { health, metrics })
 }
 
-/// Serves the probes on `addr` until `shutdown` resolves.
+/// Binds the probe port. The caller binds before anything that can fail at start, so "probes
+/// listening" is logged before, never after, a fatal error.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let listener = TcpListener::bind(addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "probes listening");
+    Ok(listener)
+}
+
+/// Serves the probes on `listener` until `shutdown` resolves.
 pub async fn serve(
-    addr: SocketAddr,
+    listener: TcpListener,
     health: Health,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "probes listening");
     axum::serve(listener, router(health, metrics))
         .with_graceful_shutdown(shutdown)
         .await
@@ -138,36 +145,41 @@ mod tests {
 
     #[tokio::test]
     async fn serves_on_loopback_and_shuts_down_gracefully() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        // The listener is bound before the server starts, so the connection below is queued by the
+        // kernel however late the server task runs: no port to lose, no connect loop.
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        drop(listener);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(
-            addr,
+            listener,
             Health::default(),
             Arc::new(Metrics::new()),
             async {
                 let _ = rx.await;
             },
         ));
-        let mut stream = loop {
-            match tokio::net::TcpStream::connect(addr).await {
-                Ok(s) => break s,
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
-            }
-        };
+        // Bounds here only stop a broken server from hanging the test; they are generous for a
+        // loaded machine.
+        let bound = std::time::Duration::from_secs(30);
+        let mut stream = tokio::time::timeout(bound, tokio::net::TcpStream::connect(addr))
+            .await
+            .expect("connect within the bound")
+            .unwrap();
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         stream
             .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .await
             .unwrap();
         let mut out = String::new();
-        stream.read_to_string(&mut out).await.unwrap();
+        tokio::time::timeout(bound, stream.read_to_string(&mut out))
+            .await
+            .expect("answer within the bound")
+            .unwrap();
         assert!(out.starts_with("HTTP/1.1 200"), "{out}");
         tx.send(()).unwrap();
-        tokio::time::timeout(std::time::Duration::from_secs(5), server)
+        tokio::time::timeout(bound, server)
             .await
-            .unwrap()
+            .expect("graceful shutdown within the bound")
             .unwrap()
             .unwrap();
     }

@@ -5,7 +5,8 @@
 //! desired objects), [`credentials`] (generation and rotation of LiveKit API keys), [`status`]
 //! (conditions), [`reconcile`] (fetch, apply, patch status), [`error`], [`health`] (probes and
 //! metrics port), [`leader`] (Lease-based leader election), [`inject`] (the sidecar added to pod
-//! templates, for the admission webhook and `livekit-operator inject`).
+//! templates, for the admission webhook and `livekit-operator inject`), [`startup`] (the first call to
+//! the API server and the words for each way it fails).
 
 pub mod cli;
 pub mod crd;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod reconcile;
 pub mod rotation;
 pub mod rotation_io;
+pub mod startup;
 pub mod status;
 pub mod webhook;
 
