@@ -73,7 +73,31 @@ if ((${#apt_missing[@]} > 0)); then
   fi
   say "installing Debian packages: ${apt_missing[*]}"
   $SUDO apt-get update -qq
+  # Debian's prometheus package enables and starts a system daemon; the tests start their own
+  # Prometheus on loopback. policy-rc.d (exit 101: "action forbidden") keeps the package scripts from
+  # starting any service during this install; an existing policy-rc.d is left alone.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=false
+  if [[ ! -e "$policy" ]]; then
+    printf '#!/bin/sh\n# scripts/test-deps.sh: no service starts while test tools are installed\nexit 101\n' \
+      | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+    own_policy=true
+    trap '$SUDO rm -f "$policy"' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
+  if $own_policy; then
+    $SUDO rm -f "$policy"
+    trap - EXIT
+  fi
+  # ...and nothing is left enabled to start at the next boot (the unit file stays; `systemctl enable
+  # --now prometheus` if you want the daemon).
+  if [[ " ${apt_missing[*]} " == *" prometheus "* ]] && have systemctl; then
+    $SUDO systemctl disable --quiet prometheus.service 2>/dev/null || true
+    if [[ -d /run/systemd/system ]]; then
+      $SUDO systemctl stop prometheus.service 2>/dev/null || true
+    fi
+  fi
 fi
 
 # --- 2. Toolchains the machine image ships -----------------------------------------------------------
