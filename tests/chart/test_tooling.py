@@ -114,3 +114,21 @@ def test_ci_workflow_runs_the_test_command_and_the_advisories():
     assert any("cargo-deny check advisories" in run for run in runs["advisories"]), runs["advisories"]
     assert "advisories" not in next(line for line in (ROOT / "scripts" / "test.sh").read_text().splitlines()
                                     if "cargo-deny --offline check" in line)
+
+
+def test_markdown_links_stay_in_the_repository_and_resolve():
+    """A clone has only the repository: every relative link of our Markdown must land inside it."""
+    import re
+
+    skip = {".git", "target", "node_modules", ".venv"}
+    docs = [p for p in ROOT.rglob("*.md") if not skip.intersection(p.relative_to(ROOT).parts)]
+    assert ROOT / "docs" / "api.md" in docs
+    broken = []
+    for doc in docs:
+        for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+            if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+                continue
+            path = (doc.parent / target.split("#")[0]).resolve()
+            if not path.is_relative_to(ROOT) or not path.exists():
+                broken.append(f"{doc.relative_to(ROOT)}: {target}")
+    assert not broken, broken
