@@ -5,10 +5,13 @@
 //! place that names those keys and defines the settings file, so the two sides cannot drift apart.
 //! It deliberately carries no server or Kubernetes dependencies.
 
+pub mod fields;
 mod keys_file;
+mod secret;
 mod settings;
 
 pub use keys_file::{KeysFileError, parse_keys_file, render_keys_file};
+pub use secret::Secret;
 pub use settings::{
     Algorithm, AuthorizationMode, AuthorizationSettings, CallerAuthSettings, ClaimsAuthorization,
     Features, FieldError, Grants, InvalidSettings, SidecarSettings, TokenSettings,

@@ -4,6 +4,7 @@
 //! Unknown fields are rejected: a sidecar that silently ignored a security setting written by a newer
 //! operator would fail open. A rejected file keeps the last good configuration running.
 
+use crate::fields;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -357,25 +358,25 @@ impl SidecarSettings {
         };
 
         if let Err(message) = check_url(&self.server_url, &["ws", "wss", "http", "https"]) {
-            push("serverUrl", message);
+            push(fields::SERVER_URL, message);
         }
         if let Some(Err(message)) = self.region.as_deref().map(check_short_string) {
-            push("region", message);
+            push(fields::REGION, message);
         }
 
         let token = &self.token;
         if token.default_ttl_seconds < 1 {
-            push("token.defaultTtlSeconds", "must be at least 1".into());
+            push(fields::TOKEN_DEFAULT_TTL, "must be at least 1".into());
         }
         if token.max_ttl_seconds < 1 || token.max_ttl_seconds > limits::TTL_CEILING_SECONDS {
             push(
-                "token.maxTtlSeconds",
+                fields::TOKEN_MAX_TTL,
                 format!("must be between 1 and {}", limits::TTL_CEILING_SECONDS),
             );
         }
         if token.default_ttl_seconds > token.max_ttl_seconds {
             push(
-                "token.defaultTtlSeconds",
+                fields::TOKEN_DEFAULT_TTL,
                 format!(
                     "must not be greater than token.maxTtlSeconds ({})",
                     token.max_ttl_seconds
@@ -385,20 +386,23 @@ impl SidecarSettings {
 
         let auth = &self.auth;
         if auth.algorithms.is_empty() {
-            push("auth.algorithms", "must name at least one algorithm".into());
+            push(
+                fields::AUTH_ALGORITHMS,
+                "must name at least one algorithm".into(),
+            );
         }
         if auth.uses_hmac() && auth.uses_public_keys() {
             push(
-                "auth.algorithms",
+                fields::AUTH_ALGORITHMS,
                 "must not mix HMAC (HS*) with public-key algorithms".into(),
             );
         }
         if let Some(Err(message)) = auth.issuer.as_deref().map(check_short_string) {
-            push("auth.issuer", message);
+            push(fields::AUTH_ISSUER, message);
         }
         if auth.audiences.len() > limits::MAX_AUDIENCES {
             push(
-                "auth.audiences",
+                fields::AUTH_AUDIENCES,
                 format!("must have at most {} entries", limits::MAX_AUDIENCES),
             );
         }
@@ -408,7 +412,7 @@ impl SidecarSettings {
             .any(|a| check_short_string(a).is_err())
         {
             push(
-                "auth.audiences",
+                fields::AUTH_AUDIENCES,
                 format!(
                     "entries must be non-empty and at most {} characters",
                     limits::MAX_SHORT_STRING
@@ -417,50 +421,50 @@ impl SidecarSettings {
         }
         if let Some(url) = &auth.jwks_url {
             if let Err(message) = check_url(url, &["http", "https"]) {
-                push("auth.jwksUrl", message);
+                push(fields::AUTH_JWKS_URL, message);
             }
             if !auth.uses_public_keys() {
                 push(
-                    "auth.jwksUrl",
+                    fields::AUTH_JWKS_URL,
                     "needs a public-key algorithm in auth.algorithms".into(),
                 );
             }
         }
         if let Err(message) = check_short_string(&auth.identity_claim) {
-            push("auth.identityClaim", message);
+            push(fields::AUTH_IDENTITY_CLAIM, message);
         }
         if let Err(message) = check_short_string(&auth.name_claim) {
-            push("auth.nameClaim", message);
+            push(fields::AUTH_NAME_CLAIM, message);
         }
         if auth.leeway_seconds > limits::MAX_LEEWAY_SECONDS {
             push(
-                "auth.leewaySeconds",
+                fields::AUTH_LEEWAY,
                 format!("must be at most {}", limits::MAX_LEEWAY_SECONDS),
             );
         }
 
         let authz = &self.authorization;
         if let Err(message) = check_short_string(&authz.claims.claim) {
-            push("authorization.claims.claim", message);
+            push(fields::AUTHZ_CLAIM, message);
         }
         match (&authz.mode, &authz.webhook) {
             (AuthorizationMode::Webhook, None) => push(
-                "authorization.webhook",
+                fields::AUTHZ_WEBHOOK,
                 "is required when authorization.mode is Webhook".into(),
             ),
             (_, Some(webhook)) => {
                 if let Err(message) = check_url(&webhook.url, &["http", "https"]) {
-                    push("authorization.webhook.url", message);
+                    push(fields::AUTHZ_WEBHOOK_URL, message);
                 }
                 if webhook.timeout_ms < 1 || webhook.timeout_ms > limits::MAX_WEBHOOK_TIMEOUT_MS {
                     push(
-                        "authorization.webhook.timeoutMs",
+                        fields::AUTHZ_WEBHOOK_TIMEOUT,
                         format!("must be between 1 and {}", limits::MAX_WEBHOOK_TIMEOUT_MS),
                     );
                 }
                 if webhook.cache_ttl_seconds > limits::MAX_WEBHOOK_CACHE_TTL_SECONDS {
                     push(
-                        "authorization.webhook.cacheTtlSeconds",
+                        fields::AUTHZ_WEBHOOK_CACHE_TTL,
                         format!("must be at most {}", limits::MAX_WEBHOOK_CACHE_TTL_SECONDS),
                     );
                 }

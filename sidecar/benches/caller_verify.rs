@@ -9,9 +9,9 @@ use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{EncodingKey, Header};
+use livekit_contract::Secret;
 use livekit_contract::{Algorithm, CallerAuthSettings};
 use livekit_sidecar::auth::{CallerKeyMaterial, CallerVerifier};
-use livekit_sidecar::config::Secret;
 use serde_json::json;
 
 const HS_SECRET: &str = "bench-caller-hs-secret-0123456789abcdefghij";

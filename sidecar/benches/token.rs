@@ -5,9 +5,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use livekit_contract::Secret;
 use livekit_contract::TokenSettings;
 use livekit_sidecar::auth::Caller;
-use livekit_sidecar::config::Secret;
 use livekit_sidecar::token::{LiveKitSigner, claims_for, iso8601_millis, resolve_identity};
 use livekit_sidecar::validation::TokenRequest;
 use serde_json::{Map, Value, json};

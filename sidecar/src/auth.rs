@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
-use livekit_contract::CallerAuthSettings;
+use livekit_contract::{CallerAuthSettings, Secret};
 use serde_json::{Map, Value};
 
 use crate::jwks::{JwksError, JwksSource};
@@ -157,8 +157,17 @@ impl fmt::Debug for CallerVerifier {
 /// Key material for caller tokens, as read from the Secret or the environment.
 #[derive(Default)]
 pub struct CallerKeyMaterial {
-    pub hmac_secret: Option<crate::config::Secret>,
+    pub hmac_secret: Option<Secret>,
     pub public_keys_pem: Option<String>,
+}
+
+impl fmt::Debug for CallerKeyMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallerKeyMaterial")
+            .field("hmac_secret", &self.hmac_secret)
+            .field("public_keys_pem", &self.public_keys_pem.is_some())
+            .finish()
+    }
 }
 
 pub fn to_jwt_algorithm(algorithm: livekit_contract::Algorithm) -> Algorithm {
@@ -442,54 +451,4 @@ pub fn parse_public_keys(text: &str) -> Result<Vec<DecodingKey>, KeyMaterialErro
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bearer_parsing() {
-        assert_eq!(bearer_token(Some("Bearer abc")), Ok("abc"));
-        assert_eq!(bearer_token(Some("bearer  abc ")), Ok("abc"));
-        assert_eq!(bearer_token(None), Err(AuthFailure::MissingToken));
-        assert_eq!(bearer_token(Some("  ")), Err(AuthFailure::MissingToken));
-        assert_eq!(
-            bearer_token(Some("Bearer ")),
-            Err(AuthFailure::MissingToken)
-        );
-        assert_eq!(bearer_token(Some("Basic abc")), Err(AuthFailure::NotBearer));
-        assert_eq!(bearer_token(Some("abc")), Err(AuthFailure::NotBearer));
-    }
-
-    #[test]
-    fn pem_rejects_private_keys_and_garbage() {
-        assert!(matches!(
-            parse_public_keys("nothing here"),
-            Err(KeyMaterialError::BadPem(_))
-        ));
-        let private = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
-        let err = parse_public_keys(private).unwrap_err().to_string();
-        assert!(err.contains("private key"), "{err}");
-        let junk = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
-        assert!(parse_public_keys(junk).is_err());
-    }
-
-    #[test]
-    fn reasons_are_distinct() {
-        let all = [
-            AuthFailure::MissingToken,
-            AuthFailure::NotBearer,
-            AuthFailure::Malformed,
-            AuthFailure::BadSignature,
-            AuthFailure::AlgorithmNotAllowed,
-            AuthFailure::UnknownKey,
-            AuthFailure::Expired,
-            AuthFailure::NotYetValid,
-            AuthFailure::WrongIssuer,
-            AuthFailure::WrongAudience,
-            AuthFailure::MissingClaim("sub"),
-            AuthFailure::CriticalHeader,
-            AuthFailure::NoIdentity,
-        ];
-        let reasons: std::collections::HashSet<_> = all.iter().map(|f| f.reason()).collect();
-        assert_eq!(reasons.len(), all.len());
-    }
-}
+mod tests;

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::probe::ProbeSettings;
-use crate::routes::Limits;
+use crate::config::Source;
+use crate::health::ProbeSettings;
 use crate::server::ConnectionLimits;
+use crate::state::Limits;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -92,6 +93,17 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The configuration source the flags select.
+    pub fn config_source(&self) -> Source {
+        if self.dev {
+            Source::Dev
+        } else if let Some(dir) = &self.config_dir {
+            Source::Dir(dir.clone())
+        } else {
+            Source::Env
+        }
+    }
+
     pub fn request_limits(&self) -> Limits {
         let body_timeout = Duration::from_millis(self.body_timeout_ms);
         Limits {

@@ -5,9 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
 
+use crate::authz::JOIN_CHANNEL;
 use crate::cli::DevTokenArgs;
 use crate::config::dev;
-use crate::error::JOIN_CHANNEL;
 
 /// Mints an HS256 caller token signed with the published dev secret.
 pub fn dev_token(args: &DevTokenArgs) -> Result<String, jsonwebtoken::errors::Error> {

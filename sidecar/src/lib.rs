@@ -1,26 +1,29 @@
 //! livekit-sidecar: issues LiveKit access tokens to the application in the same pod, after verifying
 //! the application's user JWT and the caller's `JOIN_CHANNEL` permission.
 //!
-//! Modules by concern: [`config`] (sources and the immutable snapshot), [`auth`] and [`jwks`] (caller
-//! authentication), [`authz`] (JOIN_CHANNEL), [`validation`] and [`token`] (pure request → claims),
-//! [`routes`] (HTTP), [`server`] (listeners and shutdown), [`error`] (NestJS-style errors),
-//! [`reload`] (hot reload), [`probe`] (LiveKit reachability), [`metrics`] (Prometheus), [`openapi`]
-//! (the OpenAPI document of the API).
+//! Modules by concern, dependencies pointing one way (no cycles):
+//! - domain, free of HTTP: [`auth`] and [`jwks`] (caller authentication), [`authz`] (JOIN_CHANNEL),
+//!   [`validation`] and [`token`] (pure request → claims → token), [`health`] (what healthy means);
+//! - [`config`]: the sources and the immutable snapshot built from them;
+//! - [`state`]: what every request shares (snapshot pointer, limits, metrics, reachability);
+//! - [`http`]: router, layers, extractors, handlers, probes, the API error and the OpenAPI document;
+//! - running it: [`server`] (listeners and shutdown), [`reload`] (hot reload), [`probe`] (LiveKit
+//!   reachability), [`metrics`] (Prometheus), [`cli`], [`dev`] (`dev-token`).
 
 pub mod auth;
 pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod dev;
-pub mod error;
+pub mod health;
+pub mod http;
 pub mod jwks;
 pub mod metrics;
-pub mod openapi;
 pub mod outbound;
 pub mod probe;
 pub mod reload;
-pub mod routes;
 pub mod server;
+pub mod state;
 pub mod token;
 pub mod validation;
 
@@ -31,24 +34,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ServeArgs;
-use crate::config::{ConfigError, ConfigInput, Snapshot, load_dir, load_env};
-use crate::routes::{AppState, api_router, probe_router};
+use crate::config::{ConfigError, Snapshot};
+use crate::http::{api_router, probe_router};
+use crate::state::AppState;
 
 /// Makes sure the process signs and verifies with the crypto backend this crate was built for.
 pub fn install_crypto_provider() {
     // Err only means it was installed already, which is what we want.
     let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
-}
-
-/// Reads the configuration source the flags select.
-pub fn load_input(args: &ServeArgs) -> Result<ConfigInput, ConfigError> {
-    if args.dev {
-        Ok(config::dev::input())
-    } else if let Some(dir) = &args.config_dir {
-        load_dir(dir)
-    } else {
-        load_env(|name| std::env::var(name).ok())
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +74,7 @@ pub async fn start(args: &ServeArgs, shutdown: CancellationToken) -> Result<Runn
         source_name: source_name(args),
         error,
     };
-    let input = load_input(args).map_err(config_error)?;
+    let input = config::load(&args.config_source()).map_err(config_error)?;
     let snapshot = Snapshot::build(input, None).map_err(config_error)?;
     if args.dev {
         tracing::warn!(

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Openapi) = &cli.command {
-        print!("{}", livekit_sidecar::openapi::json());
+        print!("{}", livekit_sidecar::http::openapi::json());
         return ExitCode::SUCCESS;
     }
     if let Some(Command::DevToken(args)) = &cli.command {

@@ -2,63 +2,10 @@
 //! mapped to `http`/`https`) on an interval, and health and `/readyz` read the cached answer, so they
 //! never wait on the network.
 
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Duration;
-
 use tokio_util::sync::CancellationToken;
 
-use crate::routes::AppState;
-
-/// The last probe's answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reachability {
-    /// Probing is off, or nothing has been probed yet.
-    Unknown,
-    Reachable,
-    Unreachable,
-}
-
-#[derive(Debug, Default)]
-pub struct ReachabilityCell(AtomicU8);
-
-impl ReachabilityCell {
-    pub fn get(&self) -> Reachability {
-        match self.0.load(Ordering::Relaxed) {
-            1 => Reachability::Reachable,
-            2 => Reachability::Unreachable,
-            _ => Reachability::Unknown,
-        }
-    }
-
-    pub fn set(&self, value: Reachability) {
-        let raw = match value {
-            Reachability::Unknown => 0,
-            Reachability::Reachable => 1,
-            Reachability::Unreachable => 2,
-        };
-        self.0.store(raw, Ordering::Relaxed);
-    }
-}
-
-/// How the probe runs and what it means for health.
-#[derive(Debug, Clone)]
-pub struct ProbeSettings {
-    /// Zero turns probing off; health then rests on configuration alone.
-    pub interval: Duration,
-    pub timeout: Duration,
-    /// Whether an unreachable (or not yet probed) server makes health `unhealthy` and `/readyz` fail.
-    pub unreachable_is_unhealthy: bool,
-}
-
-impl Default for ProbeSettings {
-    fn default() -> Self {
-        Self {
-            interval: Duration::from_secs(10),
-            timeout: Duration::from_secs(2),
-            unreachable_is_unhealthy: true,
-        }
-    }
-}
+use crate::health::{ProbeSettings, Reachability};
+use crate::state::AppState;
 
 /// The HTTP URL of a LiveKit server URL: `ws` → `http`, `wss` → `https`, path reset to `/`.
 pub fn http_url(server_url: &str) -> Option<url::Url> {
@@ -138,15 +85,5 @@ mod tests {
             "https://lk.example.com/"
         );
         assert!(http_url("ftp://x").is_none());
-    }
-
-    #[test]
-    fn cell_round_trips() {
-        let cell = ReachabilityCell::default();
-        assert_eq!(cell.get(), Reachability::Unknown);
-        cell.set(Reachability::Unreachable);
-        assert_eq!(cell.get(), Reachability::Unreachable);
-        cell.set(Reachability::Reachable);
-        assert_eq!(cell.get(), Reachability::Reachable);
     }
 }

@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ServeArgs;
-use crate::config::{Snapshot, fingerprint};
-use crate::routes::AppState;
+use crate::config::{self, Snapshot, fingerprint};
+use crate::state::AppState;
 
 /// Events closer together than this are handled as one change.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
@@ -28,8 +28,8 @@ pub enum Trigger {
 /// Loads the configured source again and swaps the result in; returns whether a new snapshot is live.
 pub fn reload(state: &AppState, args: &ServeArgs) -> bool {
     let current = state.snapshot();
-    let result =
-        crate::load_input(args).and_then(|input| Snapshot::build(input, Some(current.as_ref())));
+    let result = config::load(&args.config_source())
+        .and_then(|input| Snapshot::build(input, Some(current.as_ref())));
     match result {
         Ok(snapshot) => {
             let api_key = snapshot

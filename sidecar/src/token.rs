@@ -9,10 +9,20 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+use livekit_contract::Secret;
+
 use crate::auth::Caller;
-use crate::config::Secret;
-use crate::error::ApiError;
 use crate::validation::TokenRequest;
+
+/// A caller asked for a token for another identity while identity override is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("requesting a token for another identity is not allowed")]
+pub struct IdentityOverrideRefused;
+
+/// Signing failed; never the caller's fault.
+#[derive(Debug, thiserror::Error)]
+#[error("signing the LiveKit token failed: {0}")]
+pub struct SignError(#[from] jsonwebtoken::errors::Error);
 
 /// The `video` grant of a LiveKit token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -48,13 +58,10 @@ pub fn resolve_identity(
     request: &TokenRequest,
     caller: &Caller,
     allow_override: bool,
-) -> Result<String, ApiError> {
+) -> Result<String, IdentityOverrideRefused> {
     match &request.identity {
         Some(identity) if identity != &caller.identity && !allow_override => {
-            Err(ApiError::Forbidden(
-                "Insufficient permissions. Requesting a token for another identity is not allowed"
-                    .into(),
-            ))
+            Err(IdentityOverrideRefused)
         }
         Some(identity) => Ok(identity.clone()),
         None => Ok(caller.identity.clone()),
@@ -132,9 +139,8 @@ impl LiveKitSigner {
         &self.api_key
     }
 
-    pub fn sign(&self, claims: &LiveKitClaims) -> Result<String, ApiError> {
-        jsonwebtoken::encode(&self.header, claims, &self.key)
-            .map_err(|e| ApiError::Internal(format!("signing the LiveKit token failed: {e}")))
+    pub fn sign(&self, claims: &LiveKitClaims) -> Result<String, SignError> {
+        Ok(jsonwebtoken::encode(&self.header, claims, &self.key)?)
     }
 }
 
@@ -221,10 +227,10 @@ mod tests {
         let alice = caller("alice", None);
         let mut req = request("r");
         req.identity = Some("mallory".into());
-        assert!(matches!(
+        assert_eq!(
             resolve_identity(&req, &alice, false),
-            Err(ApiError::Forbidden(_))
-        ));
+            Err(IdentityOverrideRefused)
+        );
         assert_eq!(resolve_identity(&req, &alice, true).unwrap(), "mallory");
         req.identity = Some("alice".into());
         assert_eq!(resolve_identity(&req, &alice, false).unwrap(), "alice");

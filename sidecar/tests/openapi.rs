@@ -10,17 +10,17 @@ const COMMITTED: &str = include_str!("../openapi.json");
 
 #[test]
 fn committed_document_is_the_generated_one() {
-    let generated = livekit_sidecar::openapi::json();
+    let generated = livekit_sidecar::http::openapi::json();
     assert!(
         COMMITTED == generated,
         "sidecar/openapi.json is out of date with the code; regenerate it with\n\n    {}\n\nand commit it",
-        livekit_sidecar::openapi::REGENERATE
+        livekit_sidecar::http::openapi::REGENERATE
     );
 }
 
 /// `(method, path, documented status codes)` of every operation of the document.
 fn operations() -> Vec<(String, String, Vec<u16>)> {
-    let doc: Value = serde_json::from_str(&livekit_sidecar::openapi::json()).unwrap();
+    let doc: Value = serde_json::from_str(&livekit_sidecar::http::openapi::json()).unwrap();
     let mut operations = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {

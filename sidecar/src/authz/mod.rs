@@ -9,13 +9,15 @@ use livekit_contract::{AuthorizationMode, AuthorizationSettings};
 use serde_json::Value;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, JOIN_CHANNEL};
 use crate::metrics::Metrics;
 
 pub use webhook::{
     CacheKey, DecisionCache, MAX_ANSWER_BYTES, MAX_CACHE_ENTRIES, WEBHOOK_OUTCOMES,
     WebhookAuthorizer, WebhookFailure, WebhookRequest, decision_from_answer,
 };
+
+/// The permission the token endpoint requires.
+pub const JOIN_CHANNEL: &str = "JOIN_CHANNEL";
 
 /// The application's answer about one caller and one room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,12 +27,26 @@ pub enum Decision {
     ChannelNotFound,
 }
 
+/// Why a token is refused; the HTTP layer maps each to its status (403, 404, 503).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthzError {
+    #[error("the caller lacks {JOIN_CHANNEL} for the room")]
+    Denied,
+    #[error("room {room_id} does not exist")]
+    ChannelNotFound { room_id: String },
+    /// The webhook gave no usable answer (timeout, error, unexpected status): fail closed.
+    #[error("the authorization webhook is unavailable")]
+    Unavailable,
+}
+
 impl Decision {
-    pub fn into_result(self, room_id: &str) -> Result<(), ApiError> {
+    pub fn into_result(self, room_id: &str) -> Result<(), AuthzError> {
         match self {
             Self::Allow => Ok(()),
-            Self::Deny => Err(ApiError::insufficient_permissions()),
-            Self::ChannelNotFound => Err(ApiError::ChannelNotFound(room_id.to_owned())),
+            Self::Deny => Err(AuthzError::Denied),
+            Self::ChannelNotFound => Err(AuthzError::ChannelNotFound {
+                room_id: room_id.to_owned(),
+            }),
         }
     }
 }
@@ -68,7 +84,7 @@ impl Authorizer {
         caller: &Caller,
         room_id: &str,
         metrics: &Metrics,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AuthzError> {
         match self {
             Self::Claims { claim } => claims_decision(caller, claim, room_id).into_result(room_id),
             Self::Webhook(webhook) => webhook
@@ -143,11 +159,14 @@ mod tests {
     }
 
     #[test]
-    fn decisions_map_to_the_spec_errors() {
+    fn decisions_become_results() {
         assert!(Decision::Allow.into_result("r").is_ok());
-        assert_eq!(Decision::Deny.into_result("r").unwrap_err().status(), 403);
-        let err = Decision::ChannelNotFound.into_result("abc").unwrap_err();
-        assert_eq!(err.status(), 404);
-        assert_eq!(err.to_string(), "Channel with ID abc not found");
+        assert_eq!(Decision::Deny.into_result("r"), Err(AuthzError::Denied));
+        assert_eq!(
+            Decision::ChannelNotFound.into_result("abc"),
+            Err(AuthzError::ChannelNotFound {
+                room_id: "abc".into()
+            })
+        );
     }
 }

@@ -15,9 +15,8 @@ use std::time::{Duration, Instant};
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
-use super::Decision;
+use super::{AuthzError, Decision, JOIN_CHANNEL};
 use crate::auth::Caller;
-use crate::error::{ApiError, JOIN_CHANNEL};
 use crate::metrics::Metrics;
 
 /// Most answers the cache keeps; past that the least recently used one is evicted.
@@ -183,7 +182,7 @@ impl WebhookAuthorizer {
         caller: &Caller,
         room_id: &str,
         metrics: &Metrics,
-    ) -> Result<Decision, ApiError> {
+    ) -> Result<Decision, AuthzError> {
         let key = CacheKey::new(caller, room_id);
         if let Some(decision) = self.cache.get(&key, Instant::now()) {
             return Ok(decision);
@@ -200,9 +199,7 @@ impl WebhookAuthorizer {
             Err(failure) => failure.outcome(),
         };
         metrics.webhook_requests.with_label_values(&[outcome]).inc();
-        let decision = result.map_err(|_| {
-            ApiError::Unavailable("Authorization service unavailable, please retry later".into())
-        })?;
+        let decision = result.map_err(|_| AuthzError::Unavailable)?;
         self.cache.put(key, decision, Instant::now());
         Ok(decision)
     }

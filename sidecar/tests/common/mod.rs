@@ -14,10 +14,11 @@ use axum::routing::{get, post};
 use clap::Parser;
 use futures::StreamExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use livekit_contract::Secret;
 use livekit_contract::SidecarSettings;
 use livekit_sidecar::auth::CallerKeyMaterial;
 use livekit_sidecar::cli::Cli;
-use livekit_sidecar::config::{ConfigInput, Credentials, Secret, Snapshot, Source};
+use livekit_sidecar::config::{ConfigInput, Credentials, Snapshot, Source};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -71,7 +72,7 @@ pub struct TestSidecar {
     pub base: String,
     pub metrics_base: String,
     pub client: reqwest::Client,
-    pub state: livekit_sidecar::routes::AppState,
+    pub state: livekit_sidecar::state::AppState,
     shutdown: CancellationToken,
 }
 

@@ -1,4 +1,4 @@
-//! The OpenAPI 3.1 document of the HTTP API, generated from the handlers' annotations in [`crate::routes`]
+//! The OpenAPI 3.1 document of the HTTP API, generated from the handlers' annotations in [`crate::http`]
 //! and the schema types next to the code they describe (never edited by hand).
 //!
 //! `livekit-sidecar openapi` prints it; `sidecar/openapi.json` is the committed copy, and
@@ -32,12 +32,12 @@ pub const REGENERATE: &str = "cargo run -q -p livekit-sidecar -- openapi > sidec
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
-        crate::routes::issue_token,
-        crate::routes::issue_token_source,
-        crate::routes::connection_info,
-        crate::routes::health,
+        super::token::issue_token,
+        super::token::issue_token_source,
+        super::info::connection_info,
+        super::info::health,
     ),
-    components(schemas(crate::error::ErrorBody)),
+    components(schemas(super::error::ErrorBody)),
     modifiers(&BearerScheme),
     tags((name = "livekit", description = "LiveKit access tokens and connection details")),
 )]

@@ -1,12 +1,16 @@
 //! The one error type of the HTTP API, rendered as a NestJS-style body `{statusCode, message, error}` so
-//! clients written against the original backend keep working.
+//! clients written against the original backend keep working. The domain modules return their own
+//! errors, free of HTTP; this is the one place that gives each its status and message.
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 
-use crate::auth::AuthFailure;
+use crate::auth::{AuthFailure, VerifyError};
+use crate::authz::{AuthzError, JOIN_CHANNEL};
+use crate::state::Busy;
+use crate::token::{IdentityOverrideRefused, SignError};
 
 /// The message the spec gives for every configuration problem.
 pub const NOT_CONFIGURED: &str = "LiveKit service not configured properly";
@@ -46,9 +50,6 @@ pub enum ApiError {
     #[error("internal error: {0}")]
     Internal(String),
 }
-
-/// The permission the token endpoint requires.
-pub const JOIN_CHANNEL: &str = "JOIN_CHANNEL";
 
 impl ApiError {
     pub fn insufficient_permissions() -> Self {
@@ -103,6 +104,11 @@ impl ApiError {
             Self::NotConfigured | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
+    }
+
+    /// The token outcome of an error response, read by the layer that counts token requests.
+    pub fn outcome(response: &Response) -> Option<&'static str> {
+        response.extensions().get::<Outcome>().map(|o| o.0)
     }
 
     fn message(&self) -> Message {
@@ -161,6 +167,54 @@ fn body_response(status: StatusCode, message: Message) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// Carries [`ApiError::token_outcome`] from the handler to the metrics layer.
+#[derive(Debug, Clone, Copy)]
+struct Outcome(&'static str);
+
+impl From<VerifyError> for ApiError {
+    fn from(error: VerifyError) -> Self {
+        match error {
+            VerifyError::Refused(failure) => Self::Unauthorized(failure),
+            VerifyError::KeysUnavailable(_) => {
+                Self::Unavailable("Caller signing keys are unavailable, please retry later".into())
+            }
+        }
+    }
+}
+
+impl From<AuthzError> for ApiError {
+    fn from(error: AuthzError) -> Self {
+        match error {
+            AuthzError::Denied => Self::insufficient_permissions(),
+            AuthzError::ChannelNotFound { room_id } => Self::ChannelNotFound(room_id),
+            AuthzError::Unavailable => {
+                Self::Unavailable("Authorization service unavailable, please retry later".into())
+            }
+        }
+    }
+}
+
+impl From<IdentityOverrideRefused> for ApiError {
+    fn from(_: IdentityOverrideRefused) -> Self {
+        Self::Forbidden(
+            "Insufficient permissions. Requesting a token for another identity is not allowed"
+                .into(),
+        )
+    }
+}
+
+impl From<SignError> for ApiError {
+    fn from(error: SignError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+impl From<Busy> for ApiError {
+    fn from(_: Busy) -> Self {
+        Self::Unavailable("Too many requests in progress, please retry".into())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -168,6 +222,9 @@ impl IntoResponse for ApiError {
             tracing::error!(%detail, "request failed");
         }
         let mut response = body_response(status, self.message());
+        response
+            .extensions_mut()
+            .insert(Outcome(self.token_outcome()));
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -210,6 +267,42 @@ mod tests {
     async fn internal_details_are_not_shown() {
         let (_, body) = body_of(ApiError::Internal("secret detail".into())).await;
         assert_eq!(body["message"], "Internal server error");
+    }
+
+    #[tokio::test]
+    async fn domain_errors_map_to_the_spec_statuses() {
+        let (status, body) = body_of(AuthzError::Denied.into()).await;
+        assert_eq!(status, 403);
+        assert_eq!(
+            body["message"],
+            "Insufficient permissions. Required: JOIN_CHANNEL"
+        );
+        let (status, body) = body_of(
+            AuthzError::ChannelNotFound {
+                room_id: "abc".into(),
+            }
+            .into(),
+        )
+        .await;
+        assert_eq!(status, 404);
+        assert_eq!(body["message"], "Channel with ID abc not found");
+        assert_eq!(body_of(AuthzError::Unavailable.into()).await.0, 503);
+        assert_eq!(body_of(IdentityOverrideRefused.into()).await.0, 403);
+        assert_eq!(body_of(Busy.into()).await.0, 503);
+        let keys = VerifyError::KeysUnavailable("jwks down".into());
+        let (status, body) = body_of(keys.into()).await;
+        assert_eq!(status, 503);
+        assert!(!body["message"].as_str().unwrap().contains("jwks down"));
+        let refused = VerifyError::Refused(AuthFailure::Expired);
+        assert_eq!(body_of(refused.into()).await.0, 401);
+    }
+
+    #[test]
+    fn outcomes_travel_with_the_response() {
+        let response = ApiError::NotConfigured.into_response();
+        assert_eq!(ApiError::outcome(&response), Some("not_configured"));
+        let response = ApiError::Unauthorized(AuthFailure::Expired).into_response();
+        assert_eq!(ApiError::outcome(&response), Some("unauthenticated"));
     }
 
     #[test]

@@ -1,0 +1,104 @@
+//! The immutable configuration snapshot: validated settings with every key prepared.
+
+use std::sync::Arc;
+
+use livekit_contract::{SidecarSettings, fields, keys};
+
+use super::{ConfigError, ConfigInput, ENV_VARS, Source, field_error};
+use crate::auth::CallerVerifier;
+use crate::authz::Authorizer;
+use crate::jwks::JwksSource;
+use crate::token::LiveKitSigner;
+
+/// Everything a request needs, validated and immutable.
+pub struct Snapshot {
+    pub source: Source,
+    pub service: Option<Service>,
+    pub fingerprint: Option<u64>,
+}
+
+/// The parts of a configured snapshot.
+pub struct Service {
+    pub settings: SidecarSettings,
+    pub signer: LiveKitSigner,
+    pub verifier: CallerVerifier,
+    pub authorizer: Authorizer,
+}
+
+impl Snapshot {
+    /// Validates an input and prepares keys. `previous` lends its JWKS cache when the URL is unchanged.
+    pub fn build(input: ConfigInput, previous: Option<&Snapshot>) -> Result<Self, ConfigError> {
+        let Some((settings, credentials)) = input.configured else {
+            return Ok(Self {
+                source: input.source,
+                service: None,
+                fingerprint: input.fingerprint,
+            });
+        };
+        settings.validate()?;
+        check_api_key(&credentials.api_key)?;
+        if credentials.api_secret.expose().is_empty() {
+            return Err(field_error(keys::API_SECRET, "must not be empty"));
+        }
+
+        let jwks = match &settings.auth.jwks_url {
+            Some(url) => Some(reuse_or_new_jwks(url, previous)?),
+            None => None,
+        };
+        let verifier =
+            CallerVerifier::new(&settings.auth, &input.caller_keys, jwks).map_err(|error| {
+                let file = error.field();
+                let field = match input.source {
+                    Source::Env => ENV_VARS
+                        .iter()
+                        .find(|(_, f)| *f == file)
+                        .map_or(file.to_owned(), |(var, _)| (*var).to_owned()),
+                    _ => file.to_owned(),
+                };
+                ConfigError::KeyMaterial { field, error }
+            })?;
+        let authorizer = Authorizer::new(&settings.authorization)
+            .map_err(|e| field_error(fields::AUTHZ_WEBHOOK_URL, e.to_string()))?;
+        let signer = LiveKitSigner::new(credentials.api_key, &credentials.api_secret);
+        Ok(Self {
+            source: input.source,
+            fingerprint: input.fingerprint,
+            service: Some(Service {
+                settings,
+                signer,
+                verifier,
+                authorizer,
+            }),
+        })
+    }
+
+    pub fn is_configured(&self) -> bool {
+        self.service.is_some()
+    }
+}
+
+fn reuse_or_new_jwks(
+    url: &str,
+    previous: Option<&Snapshot>,
+) -> Result<Arc<JwksSource>, ConfigError> {
+    let parsed =
+        url::Url::parse(url).map_err(|e| field_error(fields::AUTH_JWKS_URL, e.to_string()))?;
+    let reusable = previous
+        .and_then(|p| p.service.as_ref())
+        .and_then(|s| s.verifier.jwks())
+        .filter(|j| j.url() == &parsed);
+    Ok(reusable.unwrap_or_else(|| Arc::new(JwksSource::new(parsed))))
+}
+
+fn check_api_key(key: &str) -> Result<(), ConfigError> {
+    if key.is_empty() {
+        return Err(field_error(keys::API_KEY, "must not be empty"));
+    }
+    if key.len() > 256 || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(field_error(
+            keys::API_KEY,
+            "must be at most 256 characters without spaces or control characters",
+        ));
+    }
+    Ok(())
+}

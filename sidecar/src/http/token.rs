@@ -1,0 +1,163 @@
+//! The two token endpoints: the documented API, and LiveKit's standard token endpoint that
+//! `livekit-client`'s `TokenSource.endpoint()` calls.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::extract::{Authenticated, JsonObject};
+use super::openapi::TokenErrors;
+use super::{TOKEN_PATH, TOKEN_SOURCE_PATH};
+use crate::state::AppState;
+use crate::token::{claims_for, iso8601_millis, resolve_identity};
+use crate::validation::{
+    TokenRequestBody, TokenSourceRequestBody, validate_token_request, validate_token_source_request,
+};
+
+/// A LiveKit access token and what it grants.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct TokenResponse {
+    /// The LiveKit access token (a JWT signed with the LiveKit API secret).
+    token: String,
+    /// The participant identity in the token.
+    identity: String,
+    /// The room the token lets its holder join.
+    room_id: String,
+    /// The participant's display name, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    /// When the token expires (ISO 8601, UTC, milliseconds).
+    #[schema(format = DateTime)]
+    expires_at: String,
+}
+
+/// LiveKit's standard token endpoint response (`TokenSourceResponse`, proto field names).
+#[derive(Serialize, utoipa::ToSchema)]
+struct TokenSourceResponse<'a> {
+    /// The LiveKit server URL clients connect to.
+    server_url: &'a str,
+    /// The LiveKit access token.
+    participant_token: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    Documented,
+    TokenSource,
+}
+
+#[utoipa::path(
+    post,
+    path = TOKEN_PATH,
+    tag = "livekit",
+    operation_id = "issueToken",
+    summary = "Issue a LiveKit access token",
+    description = "Checks the caller token (401), the body (415/413/408/400), the identity override \
+        (403) and the caller's JOIN_CHANNEL permission for the room (403/404/503), then signs.",
+    request_body(content = TokenRequestBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The token.", body = TokenResponse,
+            headers(("Cache-Control" = String, description = "Always `no-store`."))),
+        TokenErrors,
+    ),
+    security(("bearerAuth" = [])),
+)]
+pub(crate) async fn issue_token(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    token_response(&state, caller, body, Flavor::Documented).await
+}
+
+#[utoipa::path(
+    post,
+    path = TOKEN_SOURCE_PATH,
+    tag = "livekit",
+    operation_id = "issueTokenSource",
+    summary = "LiveKit's standard token endpoint",
+    description = "The request and response of the LiveKit client SDKs' token server endpoint \
+        (`TokenSource.endpoint()`), with the same caller authentication, JOIN_CHANNEL authorization \
+        and errors as `POST /api/livekit/token`.",
+    request_body(content = TokenSourceRequestBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The server URL and the token.", body = TokenSourceResponse,
+            headers(("Cache-Control" = String, description = "Always `no-store`."))),
+        TokenErrors,
+    ),
+    security(("bearerAuth" = [])),
+)]
+pub(crate) async fn issue_token_source(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    token_response(&state, caller, body, Flavor::TokenSource).await
+}
+
+async fn token_response(
+    state: &AppState,
+    Authenticated { config, caller }: Authenticated,
+    body: serde_json::Map<String, serde_json::Value>,
+    flavor: Flavor,
+) -> Result<Response, ApiError> {
+    // The slot is taken once the body is in, so clients that trickle bodies cannot hold every slot.
+    let _permit = state.try_enter()?;
+    let service = config.service();
+    let settings = &service.settings.token;
+    let token_request = match flavor {
+        Flavor::Documented => validate_token_request(&body, settings.max_ttl_seconds),
+        Flavor::TokenSource => validate_token_source_request(&body),
+    }
+    .map_err(ApiError::Validation)?;
+    let identity = resolve_identity(&token_request, &caller, settings.allow_identity_override)?;
+    service
+        .authorizer
+        .authorize(&caller, &token_request.room_id, state.metrics())
+        .await?;
+
+    let claims = claims_for(
+        &token_request,
+        identity,
+        &caller,
+        settings,
+        service.signer.api_key(),
+        unix_now(),
+    );
+    let token = service.signer.sign(&claims)?;
+    // Per token at debug only: the metrics count tokens, and a line per request costs a fifth of the CPU.
+    tracing::debug!(ttl = claims.exp - claims.nbf, "token issued");
+    let mut response = match flavor {
+        Flavor::Documented => Json(TokenResponse {
+            token,
+            expires_at: iso8601_millis(claims.exp),
+            identity: claims.sub,
+            room_id: claims.video.room,
+            name: claims.name,
+        })
+        .into_response(),
+        Flavor::TokenSource => Json(TokenSourceResponse {
+            server_url: &service.settings.server_url,
+            participant_token: token,
+        })
+        .into_response(),
+    };
+    // A bearer credential: no cache may keep it.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
