@@ -19,6 +19,7 @@ pub struct Metrics {
     reconciles: IntCounterVec,
     reconcile_duration: Histogram,
     config_ready: IntGaugeVec,
+    previous_key_expiry: IntGaugeVec,
     leader: IntGauge,
     /// The controller's cache, once it runs: `config_ready` is rebuilt from it on every scrape, so a
     /// deleted config leaves no stale series behind.
@@ -66,6 +67,15 @@ impl Metrics {
             &["namespace", "name"],
         )
         .expect("valid metric");
+        let previous_key_expiry = IntGaugeVec::new(
+            Opts::new(
+                "livekit_operator_previous_key_expiry_timestamp_seconds",
+                "While a rotation's grace period runs: when the previous API key leaves keys.yaml (Unix \
+                 seconds). A series still present well past its value means the rotation is stuck.",
+            ),
+            &["namespace", "name"],
+        )
+        .expect("valid metric");
         let leader = IntGauge::new(
             "livekit_operator_leader",
             "1 while this replica leads and runs the controller",
@@ -86,6 +96,7 @@ impl Metrics {
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reconcile_duration.clone()),
             Box::new(config_ready.clone()),
+            Box::new(previous_key_expiry.clone()),
             Box::new(leader.clone()),
             Box::new(build_info),
         ] {
@@ -105,6 +116,7 @@ impl Metrics {
             reconciles,
             reconcile_duration,
             config_ready,
+            previous_key_expiry,
             leader,
             store: Mutex::new(None),
         }
@@ -137,7 +149,16 @@ impl Metrics {
         let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(store) = store {
             self.config_ready.reset();
+            self.previous_key_expiry.reset();
             for config in store.state() {
+                if let Some(at) = previous_key_expiry(config.status.as_ref()) {
+                    self.previous_key_expiry
+                        .with_label_values(&[
+                            &config.namespace().unwrap_or_default(),
+                            &config.name_any(),
+                        ])
+                        .set(at);
+                }
                 let ready =
                     status::ready(config.status.as_ref()).is_some_and(|c| c.status == "True");
                 self.set_ready(
@@ -153,6 +174,14 @@ impl Metrics {
             .expect("text encoding of gathered metrics cannot fail");
         String::from_utf8(buffer).expect("the text format is UTF-8")
     }
+}
+
+/// When the previous key of a rotation leaves `keys.yaml`, from the status, in Unix seconds.
+fn previous_key_expiry(status: Option<&crate::crd::LiveKitConfigStatus>) -> Option<i64> {
+    let at = status?.previous_api_key_expires_at.as_deref()?;
+    at.parse::<k8s_openapi::jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_second())
 }
 
 /// Shared handle.
@@ -174,5 +203,20 @@ mod tests {
         let text = m.render();
         assert!(text.contains("livekit_operator_leader 1"));
         assert!(text.contains("livekit_operator_config_ready{name=\"chat\",namespace=\"apps\"} 1"));
+    }
+
+    #[test]
+    fn previous_key_expiry_comes_from_the_status() {
+        let status = |at: Option<&str>| crate::LiveKitConfigStatus {
+            previous_api_key_expires_at: at.map(str::to_owned),
+            ..Default::default()
+        };
+        assert_eq!(
+            previous_key_expiry(Some(&status(Some("2026-01-02T03:04:05Z")))),
+            Some(1_767_323_045)
+        );
+        assert_eq!(previous_key_expiry(Some(&status(None))), None);
+        assert_eq!(previous_key_expiry(Some(&status(Some("soon")))), None);
+        assert_eq!(previous_key_expiry(None), None);
     }
 }

@@ -20,6 +20,7 @@ MODES: dict[str, dict] = {
     "ha-replicas-2": {"replicas": 2},
     "service-monitor": {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}},
     "pod-monitor": {"metrics": {"podMonitor": {"enabled": True}, "scrapeAnnotations": False}},
+    "prometheus-rule": {"metrics": {"prometheusRule": {"enabled": True, "labels": {"release": "prom"}}}},
     "custom-lease": {"leaderElection": {"enabled": True, "leaseName": "lk-lease", "leaseDurationSeconds": 30}},
 }
 
@@ -278,6 +279,25 @@ def test_pod_monitor(render):
     assert rendered.all("ServiceMonitor") == []
 
 
+def test_prometheus_rule_off_by_default(render):
+    assert "PrometheusRule" not in render().kinds()
+
+
+def test_prometheus_rule_ships_the_plain_rules_file(render):
+    """The PrometheusRule carries exactly the groups of the promtool-tested rules file, annotations'
+    {{ $labels.x }} templates untouched by Helm."""
+    rule = render(MODES["prometheus-rule"]).one("PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["namespace"] == NAMESPACE
+    assert rule["metadata"]["labels"]["release"] == "prom"
+    plain = yaml.safe_load((CHART / "files" / "prometheus-rules.yaml").read_text())
+    assert rule["spec"] == {"groups": plain["groups"]}
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert {"LiveKitServerUnreachable", "LiveKitCredentialRotationStuck"} <= alerts
+    summaries = [r["annotations"]["summary"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert any("{{ $labels.pod }}" in s for s in summaries)
+
+
 def test_notes_say_what_to_apply_next(render):
     notes = render().notes
     for needle in ("kubectl -n default apply -f examples/livekitconfig.yaml", "get lkc", "app-with-sidecar.yaml",
@@ -316,6 +336,8 @@ BAD_VALUES = {
     "lease duration too short": {"leaderElection": {"enabled": True, "leaseDurationSeconds": 1}},
     "ServiceMonitor without the Service": {"metrics": {"serviceMonitor": {"enabled": True}, "service": {"enabled": False}}},
     "both monitors": {"metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}}},
+    "prometheusRule.enabled not a boolean": {"metrics": {"prometheusRule": {"enabled": "yes"}}},
+    "prometheusRule unknown key": {"metrics": {"prometheusRule": {"enabled": True, "rules": []}}},
     "bad monitor interval": {"metrics": {"serviceMonitor": {"enabled": True, "interval": "soon"}}},
     "existing service account without a name": {"serviceAccount": {"create": False}},
     "resource quantity typo": {"resources": {"limits": {"memory": "128MB"}}},

@@ -16,7 +16,7 @@ from test_chart import MODES
 
 # Oldest supported (native sidecars, CEL rules on by default) and the newest the package knows.
 KUBE_VERSIONS = ["1.29.0", kubernetes_validate.latest_version() + ".0"]
-PROMETHEUS_OPERATOR_KINDS = {"ServiceMonitor", "PodMonitor"}
+PROMETHEUS_OPERATOR_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 
 
 def validate_k8s(doc: dict, version: str) -> None:
