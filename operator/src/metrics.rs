@@ -20,6 +20,7 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     config_ready: IntGaugeVec,
     previous_key_expiry: IntGaugeVec,
+    rotation_overdue: IntGaugeVec,
     leader: IntGauge,
     /// The controller's cache, once it runs: `config_ready` is rebuilt from it on every scrape, so a
     /// deleted config leaves no stale series behind.
@@ -76,6 +77,15 @@ impl Metrics {
             &["namespace", "name"],
         )
         .expect("valid metric");
+        let rotation_overdue = IntGaugeVec::new(
+            Opts::new(
+                "livekit_operator_rotation_overdue",
+                "1 while a new key has passed its acceptance deadline without LiveKit accepting it \
+                 (the Rotating condition's reason is AcceptanceDeadlineExceeded), else 0",
+            ),
+            &["namespace", "name"],
+        )
+        .expect("valid metric");
         let leader = IntGauge::new(
             "livekit_operator_leader",
             "1 while this replica leads and runs the controller",
@@ -97,6 +107,7 @@ impl Metrics {
             Box::new(reconcile_duration.clone()),
             Box::new(config_ready.clone()),
             Box::new(previous_key_expiry.clone()),
+            Box::new(rotation_overdue.clone()),
             Box::new(leader.clone()),
             Box::new(build_info),
         ] {
@@ -117,6 +128,7 @@ impl Metrics {
             reconcile_duration,
             config_ready,
             previous_key_expiry,
+            rotation_overdue,
             leader,
             store: Mutex::new(None),
         }
@@ -150,7 +162,15 @@ impl Metrics {
         if let Some(store) = store {
             self.config_ready.reset();
             self.previous_key_expiry.reset();
+            self.rotation_overdue.reset();
             for config in store.state() {
+                let overdue = rotation_overdue(config.status.as_ref());
+                self.rotation_overdue
+                    .with_label_values(&[
+                        &config.namespace().unwrap_or_default(),
+                        &config.name_any(),
+                    ])
+                    .set(i64::from(overdue));
                 if let Some(at) = previous_key_expiry(config.status.as_ref()) {
                     self.previous_key_expiry
                         .with_label_values(&[
@@ -182,6 +202,12 @@ fn previous_key_expiry(status: Option<&crate::crd::LiveKitConfigStatus>) -> Opti
     at.parse::<k8s_openapi::jiff::Timestamp>()
         .ok()
         .map(|t| t.as_second())
+}
+
+/// Whether a rotated key is past its acceptance deadline, from the `Rotating` condition.
+fn rotation_overdue(status: Option<&crate::crd::LiveKitConfigStatus>) -> bool {
+    status::condition(status, status::ROTATING)
+        .is_some_and(|c| c.reason == crate::rotation::REASON_DEADLINE)
 }
 
 /// Shared handle.
@@ -218,5 +244,28 @@ mod tests {
         assert_eq!(previous_key_expiry(Some(&status(None))), None);
         assert_eq!(previous_key_expiry(Some(&status(Some("soon")))), None);
         assert_eq!(previous_key_expiry(None), None);
+    }
+
+    #[test]
+    fn rotation_overdue_follows_the_rotating_condition() {
+        let with = |type_: &str, reason: &str| crate::LiveKitConfigStatus {
+            conditions: vec![crate::crd::Condition {
+                type_: type_.into(),
+                status: "True".into(),
+                reason: reason.into(),
+                message: String::new(),
+                last_transition_time: "2026-01-01T00:00:00Z".into(),
+                observed_generation: None,
+            }],
+            ..Default::default()
+        };
+        let deadline = crate::rotation::REASON_DEADLINE;
+        assert!(rotation_overdue(Some(&with(status::ROTATING, deadline))));
+        assert!(!rotation_overdue(Some(&with(
+            status::ROTATING,
+            "Published"
+        ))));
+        assert!(!rotation_overdue(Some(&with(status::READY, deadline))));
+        assert!(!rotation_overdue(None));
     }
 }
