@@ -2,16 +2,18 @@
 //! from configuration only. Nothing in a token's header (`alg` beyond the allow-list, `jku`, `x5u`,
 //! `jwk`, `x5c`) widens what is trusted.
 
-use std::collections::HashMap;
+mod claims;
+
 use std::fmt;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use livekit_contract::{CallerAuthSettings, Secret};
 use serde_json::{Map, Value};
 
 use crate::jwks::{JwksError, JwksSource};
+use claims::{ClaimRules, Compact};
 
 /// Longest caller token we read; real ones are far smaller.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -134,8 +136,9 @@ impl KeyMaterialError {
 
 /// Verifies caller tokens for one configuration snapshot.
 pub struct CallerVerifier {
-    /// One prepared validation per allowed algorithm.
-    validations: HashMap<Algorithm, Validation>,
+    /// The allow-list; a token's `alg` outside it is refused before any key is touched.
+    algorithms: Vec<Algorithm>,
+    rules: ClaimRules,
     hmac: Option<DecodingKey>,
     public_keys: Vec<DecodingKey>,
     jwks: Option<Arc<JwksSource>>,
@@ -146,7 +149,7 @@ pub struct CallerVerifier {
 impl fmt::Debug for CallerVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallerVerifier")
-            .field("algorithms", &self.validations.keys().collect::<Vec<_>>())
+            .field("algorithms", &self.algorithms)
             .field("hmac", &self.hmac.is_some())
             .field("public_keys", &self.public_keys.len())
             .field("jwks", &self.jwks.as_ref().map(|j| j.url().to_string()))
@@ -231,13 +234,15 @@ impl CallerVerifier {
             return Err(KeyMaterialError::MissingPublicKeys);
         }
 
-        let validations = algorithms
-            .iter()
-            .map(|&alg| (alg, validation_for(alg, settings)))
-            .collect();
+        let rules = ClaimRules {
+            issuer: settings.issuer.clone(),
+            audiences: settings.audiences.clone(),
+            leeway: u64::from(settings.leeway_seconds),
+        };
 
         Ok(Self {
-            validations,
+            algorithms,
+            rules,
             hmac,
             public_keys,
             jwks,
@@ -258,54 +263,66 @@ impl CallerVerifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<Caller, VerifyError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.verify_at(token, now).await
+    }
+
+    /// Verifies a token at `now` (seconds since the epoch): header, signature, then the claims, each
+    /// parsed once.
+    pub async fn verify_at(&self, token: &str, now: u64) -> Result<Caller, VerifyError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthFailure::Malformed.into());
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthFailure::Malformed)?;
+        let compact = claims::split(token)?;
+        let header = claims::header(&compact)?;
         if header.crit.is_some() {
             return Err(AuthFailure::CriticalHeader.into());
         }
-        let validation = self
-            .validations
-            .get(&header.alg)
-            .ok_or(AuthFailure::AlgorithmNotAllowed)?;
-
-        let claims = match header.alg.family() {
+        let alg = header.alg;
+        if !self.algorithms.contains(&alg) {
+            return Err(AuthFailure::AlgorithmNotAllowed.into());
+        }
+        match alg.family() {
             AlgorithmFamily::Hmac => {
                 let key = self.hmac.as_ref().ok_or(AuthFailure::AlgorithmNotAllowed)?;
-                decode(token, key, validation)?
+                check_signature(&compact, key, alg)?;
             }
-            family => match self.try_keys(token, validation, family, &self.public_keys) {
-                Some(result) => result?,
-                None => self.verify_with_jwks(token, &header, validation).await?,
-            },
-        };
+            family => {
+                if !self.any_pem_key_signed(&compact, family, alg)? {
+                    self.check_with_jwks(&compact, header.kid.as_deref(), alg)
+                        .await?;
+                }
+            }
+        }
+        let claims = claims::claims(&compact)?;
+        self.rules.check(&claims, now)?;
         self.caller_from(claims).map_err(VerifyError::from)
     }
 
-    /// Tries each configured PEM key of the right family; `None` when none verified the signature.
-    fn try_keys(
+    /// Whether one of the configured PEM keys of the right family made the signature.
+    fn any_pem_key_signed(
         &self,
-        token: &str,
-        validation: &Validation,
+        compact: &Compact<'_>,
         family: AlgorithmFamily,
-        keys: &[DecodingKey],
-    ) -> Option<Result<Map<String, Value>, AuthFailure>> {
-        for key in keys.iter().filter(|k| k.family() == family) {
-            match decode(token, key, validation) {
+        alg: Algorithm,
+    ) -> Result<bool, AuthFailure> {
+        for key in self.public_keys.iter().filter(|k| k.family() == family) {
+            match check_signature(compact, key, alg) {
                 Err(AuthFailure::BadSignature) => continue,
-                other => return Some(other),
+                other => return other.map(|()| true),
             }
         }
-        None
+        Ok(false)
     }
 
-    async fn verify_with_jwks(
+    async fn check_with_jwks(
         &self,
-        token: &str,
-        header: &jsonwebtoken::Header,
-        validation: &Validation,
-    ) -> Result<Map<String, Value>, VerifyError> {
+        compact: &Compact<'_>,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<(), VerifyError> {
         let Some(jwks) = &self.jwks else {
             return Err(if self.public_keys.is_empty() {
                 AuthFailure::UnknownKey
@@ -314,14 +331,11 @@ impl CallerVerifier {
             }
             .into());
         };
-        let key = jwks
-            .key_for(header.kid.as_deref(), header.alg)
-            .await
-            .map_err(|e| match e {
-                JwksError::UnknownKey => VerifyError::Refused(AuthFailure::UnknownKey),
-                other => VerifyError::KeysUnavailable(other.to_string()),
-            })?;
-        Ok(decode(token, &key, validation)?)
+        let key = jwks.key_for(kid, alg).await.map_err(|e| match e {
+            JwksError::UnknownKey => VerifyError::Refused(AuthFailure::UnknownKey),
+            other => VerifyError::KeysUnavailable(other.to_string()),
+        })?;
+        Ok(check_signature(compact, &key, alg)?)
     }
 
     fn caller_from(&self, claims: Map<String, Value>) -> Result<Caller, AuthFailure> {
@@ -369,53 +383,16 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str, AuthFailure> {
     Ok(token)
 }
 
-fn validation_for(alg: Algorithm, settings: &CallerAuthSettings) -> Validation {
-    let mut validation = Validation::new(alg);
-    // A configured issuer or audience must be present, not merely right when present.
-    let mut required = vec!["exp", "sub"];
-    if settings.issuer.is_some() {
-        required.push("iss");
-    }
-    if !settings.audiences.is_empty() {
-        required.push("aud");
-    }
-    validation.set_required_spec_claims(&required);
-    validation.leeway = u64::from(settings.leeway_seconds);
-    validation.validate_nbf = true;
-    if let Some(issuer) = &settings.issuer {
-        validation.set_issuer(&[issuer]);
-    }
-    if settings.audiences.is_empty() {
-        validation.validate_aud = false;
-    } else {
-        validation.set_audience(&settings.audiences);
-    }
-    validation
-}
-
-fn decode(
-    token: &str,
+fn check_signature(
+    compact: &Compact<'_>,
     key: &DecodingKey,
-    validation: &Validation,
-) -> Result<Map<String, Value>, AuthFailure> {
-    jsonwebtoken::decode::<Map<String, Value>>(token, key, validation)
-        .map(|data| data.claims)
-        .map_err(|e| match e.kind() {
-            ErrorKind::InvalidSignature => AuthFailure::BadSignature,
-            ErrorKind::ExpiredSignature => AuthFailure::Expired,
-            ErrorKind::ImmatureSignature => AuthFailure::NotYetValid,
-            ErrorKind::InvalidIssuer => AuthFailure::WrongIssuer,
-            ErrorKind::InvalidAudience => AuthFailure::WrongAudience,
-            ErrorKind::InvalidAlgorithm => AuthFailure::AlgorithmNotAllowed,
-            ErrorKind::MissingRequiredClaim(claim) => match claim.as_str() {
-                "exp" => AuthFailure::MissingClaim("exp"),
-                "sub" => AuthFailure::MissingClaim("sub"),
-                "iss" => AuthFailure::MissingClaim("iss"),
-                "aud" => AuthFailure::MissingClaim("aud"),
-                _ => AuthFailure::Malformed,
-            },
-            _ => AuthFailure::Malformed,
-        })
+    alg: Algorithm,
+) -> Result<(), AuthFailure> {
+    match jsonwebtoken::crypto::verify(compact.signature, compact.message.as_bytes(), key, alg) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(AuthFailure::BadSignature),
+        Err(_) => Err(AuthFailure::Malformed),
+    }
 }
 
 /// Reads every PEM block; each must be an RSA, EC or Ed25519 public key.

@@ -47,3 +47,144 @@ fn reasons_are_distinct() {
     let reasons: std::collections::HashSet<_> = all.iter().map(|f| f.reason()).collect();
     assert_eq!(reasons.len(), all.len());
 }
+
+const HS: &str = "0123456789abcdef0123456789abcdef";
+
+fn hs_verifier() -> CallerVerifier {
+    crate::install_crypto_provider();
+    let settings = CallerAuthSettings {
+        algorithms: vec![livekit_contract::Algorithm::HS256],
+        issuer: Some("https://auth.example.com".into()),
+        audiences: vec!["kraken".into()],
+        ..CallerAuthSettings::default()
+    };
+    let material = CallerKeyMaterial {
+        hmac_secret: Some(Secret::new(HS)),
+        public_keys_pem: None,
+    };
+    CallerVerifier::new(&settings, &material, None).unwrap()
+}
+
+fn hs_token(claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(HS.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+async fn refused(claims: serde_json::Value) -> Option<AuthFailure> {
+    match hs_verifier().verify(&hs_token(claims)).await {
+        Ok(_) => None,
+        Err(VerifyError::Refused(failure)) => Some(failure),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn issuer_must_be_the_configured_string() {
+    let exp = now() + 600;
+    let good = serde_json::json!({"iss": "https://auth.example.com", "aud": "kraken", "sub": "u1", "exp": exp});
+    assert_eq!(refused(good).await, None);
+    // An array holding the configured issuer is not the issuer (RFC 7519: `iss` is a string).
+    for iss in [
+        serde_json::json!(["https://auth.example.com"]),
+        serde_json::json!(["https://auth.example.com", "https://evil.example.com"]),
+        serde_json::json!({"iss": "https://auth.example.com"}),
+        serde_json::json!(42),
+        serde_json::json!(null),
+    ] {
+        let claims = serde_json::json!({"iss": iss, "aud": "kraken", "sub": "u1", "exp": exp});
+        assert!(refused(claims).await.is_some(), "iss {iss} was accepted");
+    }
+}
+
+#[tokio::test]
+async fn registered_claims_are_checked_in_one_pass() {
+    let t = now();
+    let base = |extra: serde_json::Value| {
+        let mut claims = serde_json::json!({"iss": "https://auth.example.com", "aud": ["x", "kraken"], "sub": "u1", "exp": t + 600});
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                claims.as_object_mut().unwrap().remove(k);
+            } else {
+                claims[k] = v.clone();
+            }
+        }
+        claims
+    };
+    assert_eq!(refused(base(serde_json::json!({}))).await, None);
+    let cases = [
+        (serde_json::json!({"exp": t - 100}), AuthFailure::Expired),
+        (
+            serde_json::json!({"exp": null}),
+            AuthFailure::MissingClaim("exp"),
+        ),
+        (serde_json::json!({"exp": "soon"}), AuthFailure::Malformed),
+        (
+            serde_json::json!({"nbf": t + 100}),
+            AuthFailure::NotYetValid,
+        ),
+        (
+            serde_json::json!({"iss": "https://other"}),
+            AuthFailure::WrongIssuer,
+        ),
+        (
+            serde_json::json!({"iss": null}),
+            AuthFailure::MissingClaim("iss"),
+        ),
+        (
+            serde_json::json!({"aud": "other"}),
+            AuthFailure::WrongAudience,
+        ),
+        (
+            serde_json::json!({"aud": null}),
+            AuthFailure::MissingClaim("aud"),
+        ),
+        (
+            serde_json::json!({"sub": null}),
+            AuthFailure::MissingClaim("sub"),
+        ),
+    ];
+    for (change, expected) in cases {
+        assert_eq!(
+            refused(base(change.clone())).await,
+            Some(expected),
+            "{change}"
+        );
+    }
+    // Within the leeway (30 s by default) is still valid.
+    assert_eq!(refused(base(serde_json::json!({"exp": t - 5}))).await, None);
+    assert_eq!(refused(base(serde_json::json!({"nbf": t + 5}))).await, None);
+}
+
+#[tokio::test]
+async fn tampered_and_foreign_tokens_are_refused() {
+    let claims = serde_json::json!({"iss": "https://auth.example.com", "aud": "kraken", "sub": "u1", "exp": now() + 600});
+    let token = hs_token(claims);
+    let (message, _) = token.rsplit_once('.').unwrap();
+    let verifier = hs_verifier();
+    let forged = format!("{message}.AAAA");
+    assert!(matches!(
+        verifier.verify(&forged).await,
+        Err(VerifyError::Refused(AuthFailure::BadSignature))
+    ));
+    for junk in [
+        "",
+        "a.b",
+        "a.b.c",
+        "....",
+        "e30.e30.",
+        &format!("{token}.x"),
+    ] {
+        assert!(verifier.verify(junk).await.is_err(), "{junk}");
+    }
+}
