@@ -64,6 +64,9 @@ pub struct Args {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub webhook: crate::webhook::args::WebhookArgs,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -208,6 +211,9 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         None => Api::all(client.clone()),
     };
     startup::check_api(&configs, &server).await?;
+    crate::webhook::args::start(&args.webhook, client.clone(), &stopped)
+        .await
+        .map_err(Error::Config)?;
     let mut ctx = Context::new(client.clone(), reconcile::reporter());
     ctx.metrics = metrics;
     let ctx = Arc::new(ctx);
