@@ -16,10 +16,10 @@ pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 pub fn load_dir(dir: &Path) -> Result<ConfigInput, ConfigError> {
     let source_dir = dir;
     let fingerprint = fingerprint(dir);
-    if !dir.is_dir() {
+    if let Some(message) = not_a_config_dir(dir) {
         return Err(ConfigError::Read {
             path: dir.to_owned(),
-            message: "not a directory".into(),
+            message,
         });
     }
     // Read every file from one resolved `..data` target, so a kubelet swap in the middle of the reads
@@ -98,4 +98,40 @@ fn read_optional(dir: &Path, name: &str) -> Result<Option<String>, ConfigError> 
     std::fs::read_to_string(&path)
         .map(Some)
         .map_err(|e| read_error(e.to_string()))
+}
+
+/// Why `dir` cannot be the config directory, in words that tell a missing path from a file.
+fn not_a_config_dir(dir: &Path) -> Option<String> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => None,
+        Ok(_) => {
+            Some("not a directory (it is a file; --config-dir names the mounted directory)".into())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some("the directory does not exist (is the volume mounted there?)".into())
+        }
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod dir_tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_directory_is_called_missing_and_a_file_a_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = tmp.path().join("nope");
+        let err = load_dir(&missing).unwrap_err().to_string();
+        assert!(err.contains("does not exist"), "{err}");
+        assert!(!err.contains("not a directory"), "{err}");
+        assert!(err.contains("nope"), "{err}");
+
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let err = load_dir(&file).unwrap_err().to_string();
+        assert!(err.contains("not a directory (it is a file"), "{err}");
+
+        assert_eq!(not_a_config_dir(tmp.path()), None);
+    }
 }
