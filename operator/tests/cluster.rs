@@ -6,7 +6,7 @@
 //! ```
 //! It installs the CRD, works in a fresh namespace `lk-e2e-<random>` and deletes it at the end.
 
-mod common;
+use livekit_operator_testkit as common;
 
 use common::configs::SECRET_REF_SPEC;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};

@@ -1,7 +1,7 @@
 //! The CRD: drift against the committed YAML, the schema bounds and CEL rules with valid and
 //! invalid specs, and the examples.
 
-mod common;
+use livekit_operator_testkit as common;
 
 use common::schema::{admit, minimal};
 use kube::CustomResourceExt;

@@ -1,7 +1,7 @@
 //! The pure functions: spec → settings, (spec, inputs) → desired objects or a problem, golden
 //! fixtures of the rendered objects, and the contract crate reading what the operator renders.
 
-mod common;
+use livekit_operator_testkit as common;
 
 use common::configs::*;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};

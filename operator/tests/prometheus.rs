@@ -3,7 +3,7 @@
 //! sidecar process's, after it issued tokens. Targets must be up, the series must carry the values the
 //! traffic implies, and `promtool check metrics` must pass on both outputs.
 
-mod common;
+use livekit_operator_testkit as common;
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -4,7 +4,7 @@
 //! `charts/livekit-operator/rbac-calls.yaml`, the list the chart's tests hold the rendered Roles to.
 //! Lease calls come from kube-lease-manager (documented in that file) and are not exercised here.
 
-mod common;
+use livekit_operator_testkit as common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! The reconciler's API traffic, against a fake API server behind kube's mock service.
 
-mod common;
+use livekit_operator_testkit as common;
 
 use common::configs::*;
 use common::fake_api::{Call, FakeApi};

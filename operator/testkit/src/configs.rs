@@ -1,7 +1,5 @@
 //! Test LiveKitConfigs and Secrets.
 
-#![allow(dead_code)]
-
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -22,7 +20,7 @@ pub fn config(name: &str, spec_yaml: &str) -> LiveKitConfig {
     });
     // Admit it like the API server would (defaults, schema, CEL), so tests use realistic objects.
     let admitted =
-        super::schema::admit(&obj).unwrap_or_else(|e| panic!("test config rejected: {e:?}"));
+        crate::schema::admit(&obj).unwrap_or_else(|e| panic!("test config rejected: {e:?}"));
     serde_json::from_value(admitted).unwrap()
 }
 

@@ -4,8 +4,6 @@
 //! CEL rule with kube's own evaluator (`kube::core::cel`, the kube-cel crate behind kube's `cel`
 //! feature).
 
-#![allow(dead_code)]
-
 use kube::CustomResourceExt;
 use livekit_operator::LiveKitConfig;
 use serde_json::Value;

@@ -1,4 +1,0 @@
-#![allow(dead_code)]
-pub mod configs;
-pub mod fake_api;
-pub mod schema;
