@@ -270,7 +270,7 @@ impl Store {
             .map(|e| e.managers.clone())
             .unwrap_or_default();
         let old_obj = existing.as_ref().map(|e| e.obj.clone());
-        let sub = w.subresource.map(str::to_owned);
+        let sub = w.subresource;
         let mut obj = match (w.op, &old_obj) {
             (Op::Create, Some(_)) => {
                 return Err(ApiError::new(
@@ -282,7 +282,7 @@ impl Store {
             (Op::Replace | Op::Merge, None) => return Err(ApiError::not_found(w.kind, w.name)),
             (Op::Create, None) => {
                 let obj = body.clone();
-                take_update(&mut managers, &json!({}), &obj, w.manager, &sub, &lists);
+                take_update(&mut managers, &json!({}), &obj, w.manager, sub, &lists);
                 obj
             }
             (Op::Replace, Some(old)) => {
@@ -297,13 +297,13 @@ impl Store {
                     obj["status"] = old["status"].clone();
                 }
                 strip_null_status(&mut obj);
-                take_update(&mut managers, old, &obj, w.manager, &sub, &lists);
+                take_update(&mut managers, old, &obj, w.manager, sub, &lists);
                 obj
             }
             (Op::Merge, Some(old)) => {
                 let mut obj = old.clone();
                 merge_patch(&mut obj, &without(&body, &["apiVersion", "kind"]));
-                take_update(&mut managers, old, &obj, w.manager, &sub, &lists);
+                take_update(&mut managers, old, &obj, w.manager, sub, &lists);
                 obj
             }
             (Op::Apply { force }, old) => {
@@ -316,7 +316,7 @@ impl Store {
                     &mut managers,
                     &body,
                     w.manager,
-                    &sub,
+                    sub,
                     force,
                     &lists,
                 )?;
@@ -475,15 +475,15 @@ fn strip_null_status(obj: &mut Value) {
     }
 }
 
-fn same_entry(m: &Manager, manager: &str, operation: &str, sub: &Option<String>) -> bool {
-    m.manager == manager && m.operation == operation && m.subresource == *sub
+fn same_entry(m: &Manager, manager: &str, operation: &str, sub: Option<&str>) -> bool {
+    m.manager == manager && m.operation == operation && m.subresource.as_deref() == sub
 }
 
 fn entry<'a>(
     managers: &'a mut Vec<Manager>,
     manager: &str,
     operation: &'static str,
-    sub: &Option<String>,
+    sub: Option<&str>,
 ) -> &'a mut Manager {
     if let Some(i) = managers
         .iter()
@@ -494,7 +494,7 @@ fn entry<'a>(
     managers.push(Manager {
         manager: manager.to_owned(),
         operation,
-        subresource: sub.clone(),
+        subresource: sub.map(str::to_owned),
         fields: FieldSet::new(),
         time: String::new(),
     });
@@ -508,7 +508,7 @@ fn take_update(
     old: &Value,
     new: &Value,
     manager: &str,
-    sub: &Option<String>,
+    sub: Option<&str>,
     lists: &ListKeys,
 ) {
     let old_set = fields::field_set(old, lists);
@@ -537,7 +537,7 @@ fn apply(
     managers: &mut Vec<Manager>,
     patch: &Value,
     manager: &str,
-    sub: &Option<String>,
+    sub: Option<&str>,
     force: bool,
     lists: &ListKeys,
 ) -> Result<(), ApiError> {
