@@ -169,6 +169,33 @@ async fn the_chart_grants_exactly_what_the_operator_calls() {
     api.put("livekitconfigs", NS, "gen", rotated);
     reconcile_once(&api, &ctx, "gen").await;
 
+    // Configs that restart their livekit-server (Deployment and StatefulSet): get, then patch.
+    for (name, kind, resource) in [
+        ("srv-d", "Deployment", "deployments"),
+        ("srv-s", "StatefulSet", "statefulsets"),
+    ] {
+        let mut c = serde_json::to_value(config(name, SECRET_REF_SPEC)).unwrap();
+        c["spec"]["livekitServer"] = json!({"workloadRef": {"kind": kind, "name": "livekit-server"}});
+        c["spec"]["credentials"]["rotation"] =
+            json!({"verification": {"mode": "Delay", "delay": {"seconds": 60}}});
+        api.put("livekitconfigs", NS, name, c);
+        api.put(
+            resource,
+            NS,
+            "livekit-server",
+            json!({"apiVersion": "apps/v1", "kind": kind,
+                   "metadata": {"name": "livekit-server", "namespace": NS, "generation": 1},
+                   "spec": {"selector": {}, "template": {"metadata": {}}}}),
+        );
+        reconcile_once(&api, &ctx, name).await;
+        let restarted = api.get(resource, NS, "livekit-server").unwrap();
+        assert!(
+            restarted["spec"]["template"]["metadata"]["annotations"]["livekit.kraken.dev/keys-hash"]
+                .is_string(),
+            "{kind} restarted"
+        );
+    }
+
     let observed: BTreeSet<Rule> = api.calls().iter().flat_map(authorized_as).collect();
     let declared = declared();
     let leases: BTreeSet<Rule> = declared

@@ -22,6 +22,8 @@ MODES: dict[str, dict] = {
     "pod-monitor": {"metrics": {"podMonitor": {"enabled": True}, "scrapeAnnotations": False}},
     "prometheus-rule": {"metrics": {"prometheusRule": {"enabled": True, "labels": {"release": "prom"}}}},
     "custom-lease": {"leaderElection": {"enabled": True, "leaseName": "lk-lease", "leaseDurationSeconds": 30}},
+    "workload-restart": {"rbac": {"create": True, "workloadRestart": True}},
+    "namespaced-workload-restart": {"watchNamespace": WATCHED, "rbac": {"create": True, "workloadRestart": True}},
 }
 
 
@@ -138,8 +140,11 @@ def expected_grants(values: dict) -> set[tuple]:
     watch_ns = values.get("watchNamespace") or ""
     leader = values.get("leaderElection", {}).get("enabled", True)
     lease = values.get("leaderElection", {}).get("leaseName", "livekit-operator")
+    workload_restart = values.get("rbac", {}).get("workloadRestart", False)
     out = set()
     for call in rbac_calls():
+        if call.get("when") == "workloadRestart" and not workload_restart:
+            continue
         names = tuple(lease if n == "leaseName" else n for n in call.get("resourceNames", []))
         if call["scope"] == "watched":
             kind, ns = ("Role", watch_ns) if watch_ns else ("ClusterRole", None)
@@ -176,6 +181,7 @@ def test_rbac_calls_file_is_well_formed():
     verbs = {"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
     for c in calls:
         assert c["verb"] in verbs and c["scope"] in {"watched", "lease"}, c
+        assert c.get("when") in {None, "workloadRestart"}, c
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
@@ -216,6 +222,16 @@ def test_lease_permissions_only_with_leader_election(render):
     assert lease_rules({}) and lease_rules(MODES["namespaced"])
     assert lease_rules(MODES["no-leader-election"]) == []
     assert lease_rules(MODES["namespaced-no-leader-election"]) == []
+
+
+def test_workload_permissions_only_when_enabled(render):
+    def workload_rules(values):
+        return {g[2:5] for g in granted(render(values)) if g[2] == "apps"}
+
+    assert workload_rules({}) == set()
+    assert workload_rules(MODES["workload-restart"]) == {
+        ("apps", r, v) for r in ("deployments", "statefulsets") for v in ("get", "patch")
+    }
 
 
 def test_rbac_and_service_account_can_be_turned_off(render):
