@@ -6,7 +6,7 @@ use crate::crd::{LiveKitConfig, WorkloadKind, WorkloadRef};
 use crate::desired::{Desired, recorded};
 use crate::error::Result;
 use crate::rotation::workload::{self, Workload};
-use crate::rotation::{self, Observation, Rollout, server_api};
+use crate::rotation::{self, KeyState, Observation, Rollout, server_api};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
@@ -75,7 +75,6 @@ pub async fn observe(
 ) -> Result<Observed> {
     let ns = config.namespace().unwrap_or_default();
     let state = recorded(existing_secret);
-    let policy = crate::desired::policy(&config.spec);
     let mut observed = Observed {
         observation: Observation::default(),
         workload: None,
@@ -92,20 +91,28 @@ pub async fn observe(
             Err(rollout) => rollout,
         });
     }
-    if let Some(creds) = rotation::check_due(&state, &policy, now) {
-        let api = config
-            .spec
-            .credentials
-            .rotation
-            .verification
-            .server_api
-            .clone()
-            .unwrap_or_default();
-        let base = server_api::api_base(&config.spec.server_url, api.url.as_deref());
-        let http = server_api::client(Duration::from_secs(u64::from(api.timeout_seconds)));
-        observed.observation.check = Some(server_api::check(&http, &base, &creds, now).await);
-    }
+    observed.observation.check = check_if_due(config, &state, now).await;
     Ok(observed)
+}
+
+/// Makes the server API check of the pending key in `state` when one is due.
+pub async fn check_if_due(
+    config: &LiveKitConfig,
+    state: &KeyState,
+    now: Timestamp,
+) -> Option<rotation::Check> {
+    let creds = rotation::check_due(state, &crate::desired::policy(&config.spec), now)?;
+    let api = config
+        .spec
+        .credentials
+        .rotation
+        .verification
+        .server_api
+        .clone()
+        .unwrap_or_default();
+    let base = server_api::api_base(&config.spec.server_url, api.url.as_deref());
+    let http = server_api::client(Duration::from_secs(u64::from(api.timeout_seconds)));
+    Some(server_api::check(&http, &base, &creds, now).await)
 }
 
 /// Restarts the workload when its pod template does not carry the hash of the `keys.yaml` just

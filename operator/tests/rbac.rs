@@ -175,7 +175,8 @@ async fn the_chart_grants_exactly_what_the_operator_calls() {
         ("srv-s", "StatefulSet", "statefulsets"),
     ] {
         let mut c = serde_json::to_value(config(name, SECRET_REF_SPEC)).unwrap();
-        c["spec"]["livekitServer"] = json!({"workloadRef": {"kind": kind, "name": "livekit-server"}});
+        c["spec"]["livekitServer"] =
+            json!({"workloadRef": {"kind": kind, "name": "livekit-server"}});
         c["spec"]["credentials"]["rotation"] =
             json!({"verification": {"mode": "Delay", "delay": {"seconds": 60}}});
         api.put("livekitconfigs", NS, name, c);

@@ -7,19 +7,16 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use livekit_contract::{keys, parse_keys_file};
-use livekit_integration_tests::kubelet;
 use livekit_integration_tests::sidecar::{Http, SidecarProcess};
 use livekit_integration_tests::verifiers::{Verifier, VerifyRequest};
+use livekit_integration_tests::{app, kubelet};
 use livekit_operator::LiveKitConfig;
 use livekit_operator::credentials::ApiCredentials;
 use livekit_operator::desired::{self, Desired, Inputs};
 use serde_json::{Value, json};
-
-const HS_SECRET: &str = "application-user-jwt-secret-0123456789";
 
 fn config(rotate: Option<&str>) -> LiveKitConfig {
     let mut metadata = json!({"name": "chat", "namespace": "apps", "uid": "0b0e6a3c-0000-4000-8000-00000000c0de", "generation": 1});
@@ -43,15 +40,6 @@ fn config(rotate: Option<&str>) -> LiveKitConfig {
     .expect("a LiveKitConfig")
 }
 
-fn app_jwt_secret() -> Secret {
-    serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "app-jwt", "namespace": "apps"},
-        "stringData": {"hs-secret": HS_SECRET},
-    }))
-    .unwrap()
-}
-
 fn render(
     config: &LiveKitConfig,
     existing: Option<Secret>,
@@ -60,7 +48,7 @@ fn render(
 ) -> Desired {
     let inputs = Inputs {
         credentials_source: None,
-        auth_source: Some(app_jwt_secret()),
+        auth_source: Some(app::jwt_secret()),
         existing_secret: existing,
         fresh_credentials: fresh,
         observation: Default::default(),
@@ -104,19 +92,6 @@ fn value_of(files: &[(&str, String)], key: &str) -> String {
     files.iter().find(|(k, _)| *k == key).unwrap().1.clone()
 }
 
-fn caller() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &json!({"sub": "alice", "name": "Alice", "exp": now + 600, "permissions": ["JOIN_CHANNEL"]}),
-        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
-    )
-    .unwrap()
-}
-
 fn issuer(token: &str) -> String {
     let claims: Value = jsonwebtoken::dangerous::insecure_decode_claims(token).unwrap();
     claims["iss"].as_str().unwrap().to_owned()
@@ -146,7 +121,7 @@ fn operator_output_serves_verified_tokens_and_rotation_reaches_them_within_a_sec
     let sidecar = SidecarProcess::start(&["--config-dir", dir.path().to_str().unwrap()], &[]);
     let http = Http::new();
     let url = sidecar.api_url("/api/livekit/token");
-    let bearer = caller();
+    let bearer = app::caller();
     let reply = http
         .post_json(&url, Some(&bearer), &json!({"roomId": "room-1"}))
         .unwrap();

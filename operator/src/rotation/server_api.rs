@@ -51,9 +51,11 @@ pub fn check_token(creds: &ApiCredentials, now: Timestamp) -> String {
 }
 
 /// An HTTP client for the check: bounded connect and total time, no redirects (a redirect must not
-/// carry the token elsewhere).
+/// carry the token elsewhere), and a new connection per check: checks are seconds apart, and a
+/// pooled connection to a livekit-server pod that has since restarted would fail the check.
 pub fn client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
