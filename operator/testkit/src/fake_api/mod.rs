@@ -82,6 +82,10 @@ impl Default for FakeApi {
         )
         .unwrap();
         store.custom_resource("livekitconfigs", &schema);
+        // Workloads (livekitServer.workloadRef) have a status subresource and a generation too.
+        for kind in ["deployments", "statefulsets"] {
+            store.custom_resource(kind, &serde_json::json!({}));
+        }
         Self(Arc::new(Mutex::new(State {
             store,
             calls: Vec::new(),

@@ -1,0 +1,307 @@
+//! Rotation through the reconciler against the strict fake API server: the livekit-server workload
+//! restarted only when keys.yaml changes and a key accepted only once that rollout is complete, and
+//! crash-resume: the operator dies between every pair of writes of a rotation (every call after the
+//! k-th write fails, as when the process is gone) and a fresh process resumes to the same end state.
+
+use livekit_operator_testkit as common;
+
+use common::configs::*;
+use common::fake_api::FakeApi;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::Client;
+use kube::runtime::events::Reporter;
+use livekit_operator::LiveKitConfig;
+use livekit_operator::reconcile::{self, Backoff, Context};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SOURCE_1: &str = "source-secret-1-0123456789abcdefghij";
+const SOURCE_2: &str = "source-secret-2-0123456789abcdefghij";
+const HASH: &str = "livekit.kraken.dev/keys-hash";
+
+/// A client that lets `budget` writes through and then fails every call: the process died.
+fn dying_client(api: &FakeApi, budget: Option<usize>) -> (Client, Arc<AtomicUsize>) {
+    let inner = api.client();
+    let writes = Arc::new(AtomicUsize::new(0));
+    let counted = writes.clone();
+    let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+        let inner = inner.clone();
+        let counted = counted.clone();
+        async move {
+            let dead = budget.is_some_and(|b| counted.load(Ordering::SeqCst) >= b);
+            if dead {
+                return Err::<http::Response<kube::client::Body>, kube::Error>(
+                    kube::Error::Service("operator process gone".into()),
+                );
+            }
+            let write = req.method() != http::Method::GET;
+            let res = inner.send(req).await;
+            if write {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+            res
+        }
+    });
+    (Client::new(service, "default"), writes)
+}
+
+struct World {
+    api: FakeApi,
+    clock: Arc<Mutex<Timestamp>>,
+}
+
+impl World {
+    fn new() -> Self {
+        let api = FakeApi::default();
+        let mut c = serde_json::to_value(config("chat", SECRET_REF_SPEC)).unwrap();
+        c["spec"]["credentials"]["rotationGraceSeconds"] = json!(600);
+        c["spec"]["credentials"]["rotation"] =
+            json!({"verification": {"mode": "Delay", "delay": {"seconds": 60}}});
+        c["spec"]["livekitServer"] =
+            json!({"workloadRef": {"kind": "Deployment", "name": "livekit-server"}});
+        api.put("livekitconfigs", NS, "chat", c);
+        api.put(
+            "deployments",
+            NS,
+            "livekit-server",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "livekit-server", "namespace": NS},
+                   "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "livekit"}},
+                            "template": {"metadata": {"labels": {"app": "livekit"}}}}}),
+        );
+        let world = Self {
+            api,
+            clock: Arc::new(Mutex::new(common::t0())),
+        };
+        world.put_source(SOURCE_1, "APIsource00001");
+        world
+    }
+
+    fn put_source(&self, secret: &str, key: &str) {
+        let mut s = serde_json::to_value(livekit_keys(key, secret)).unwrap();
+        s["apiVersion"] = json!("v1");
+        s["kind"] = json!("Secret");
+        self.api.put("secrets", NS, "livekit-keys", s);
+    }
+
+    fn context(&self, budget: Option<usize>) -> (Arc<Context>, Arc<AtomicUsize>) {
+        let (client, writes) = dying_client(&self.api, budget);
+        let c = self.clock.clone();
+        let ctx = Context::with_clock(
+            client,
+            Reporter {
+                controller: "livekit-operator".into(),
+                instance: None,
+            },
+            Backoff::new(Duration::from_secs(5), Duration::from_secs(300)),
+            move || *c.lock().unwrap(),
+        );
+        (Arc::new(ctx), writes)
+    }
+
+    fn deployment(&self) -> Value {
+        self.api.get("deployments", NS, "livekit-server").unwrap()
+    }
+
+    fn template_hash(&self) -> Option<String> {
+        self.deployment()["spec"]["template"]["metadata"]["annotations"][HASH]
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// The deployment controller: the current template rolled out on every replica.
+    fn roll_out(&self) {
+        let mut d = self.deployment();
+        let generation = d["metadata"]["generation"].clone();
+        d["status"] = json!({"observedGeneration": generation, "replicas": 2,
+                             "updatedReplicas": 2, "availableReplicas": 2, "readyReplicas": 2});
+        self.api
+            .put_as(
+                "deployment-controller",
+                "deployments",
+                NS,
+                "livekit-server",
+                d,
+            )
+            .unwrap();
+    }
+
+    fn config(&self) -> LiveKitConfig {
+        serde_json::from_value(self.api.get("livekitconfigs", NS, "chat").unwrap()).unwrap()
+    }
+
+    fn advance(&self, secs: i64) {
+        *self.clock.lock().unwrap() += SignedDuration::from_secs(secs);
+    }
+
+    fn annotations(&self) -> Value {
+        self.api.get("secrets", NS, "chat-livekit").unwrap()["metadata"]["annotations"].clone()
+    }
+
+    /// What a rotation leaves behind: the owned Secret's data and rotation annotations, the
+    /// workload's restart annotation, and the status without its timestamps.
+    fn end_state(&self) -> Value {
+        let secret = self.api.get("secrets", NS, "chat-livekit").unwrap();
+        let mut status = self.api.get("livekitconfigs", NS, "chat").unwrap()["status"].clone();
+        for c in status["conditions"].as_array_mut().unwrap() {
+            c.as_object_mut().unwrap().remove("lastTransitionTime");
+        }
+        json!({"data": secret["data"], "annotations": secret["metadata"]["annotations"],
+               "restart": self.template_hash(), "status": status})
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.api
+            .calls()
+            .iter()
+            .filter(|c| c.method == http::Method::POST && c.path.ends_with("/events"))
+            .map(|c| c.body["reason"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+async fn reconcile(world: &World, ctx: &Arc<Context>) -> Result<(), livekit_operator::Error> {
+    reconcile::reconcile(Arc::new(world.config()), ctx.clone())
+        .await
+        .map(|_| ())
+}
+
+/// The scenario: create, roll out, change the source key, then everything the rotation needs, with
+/// the deployment controller finishing each restart. With `budget`, the first process dies after
+/// that many writes and a fresh one takes over. Returns the end state and the writes made.
+async fn scenario(budget: Option<usize>) -> (World, usize) {
+    let world = World::new();
+    let (mut ctx, writes) = world.context(budget);
+    let mut crashed = false;
+    let steps: Vec<(i64, bool)> = vec![
+        (0, false), // create
+        (0, true),  // source key changed: Published
+        (10, false),
+        (60, false), // delay over: Accepted
+        (0, false),  // Active
+        (0, false),
+        (600, false), // grace over: Retired
+        (0, false),
+    ];
+    for (secs, change_source) in steps {
+        world.advance(secs);
+        if change_source {
+            world.put_source(SOURCE_2, "APIsource00002");
+        }
+        // A reconcile, retried once by a fresh process when this one died.
+        if reconcile(&world, &ctx).await.is_err() {
+            assert!(
+                budget.is_some() && !crashed,
+                "only the injected crash fails"
+            );
+            crashed = true;
+            ctx = world.context(None).0;
+            reconcile(&world, &ctx).await.unwrap();
+        }
+        world.roll_out();
+    }
+    let total = writes.load(Ordering::SeqCst);
+    assert_eq!(crashed, budget.is_some(), "the injected crash happened");
+    (world, total)
+}
+
+#[tokio::test]
+async fn the_workload_restarts_only_when_keys_change_and_a_key_waits_for_its_rollout() {
+    let world = World::new();
+    let (ctx, _) = world.context(None);
+    reconcile(&world, &ctx).await.unwrap();
+    let first = world
+        .template_hash()
+        .expect("restarted for the first keys.yaml");
+    assert_eq!(world.deployment()["metadata"]["generation"], 2);
+    world.roll_out();
+    reconcile(&world, &ctx).await.unwrap();
+    assert_eq!(
+        world.template_hash().unwrap(),
+        first,
+        "no restart without a change"
+    );
+
+    world.put_source(SOURCE_2, "APIsource00002");
+    reconcile(&world, &ctx).await.unwrap();
+    let published = world.template_hash().unwrap();
+    assert_ne!(published, first, "restarted for the published key");
+    assert_eq!(
+        world.annotations()["livekit.kraken.dev/rotation-phase"],
+        "Published"
+    );
+
+    // The delay is over but the restart has not rolled out: still Published, and it says why.
+    world.advance(60);
+    reconcile(&world, &ctx).await.unwrap();
+    assert_eq!(
+        world.annotations()["livekit.kraken.dev/rotation-phase"],
+        "Published"
+    );
+    let status = world.api.get("livekitconfigs", NS, "chat").unwrap()["status"].clone();
+    let rotating = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Rotating")
+        .unwrap()
+        .clone();
+    assert!(
+        rotating["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec update to be observed"),
+        "{rotating}"
+    );
+    assert_eq!(status["apiKey"], "APIsource00001");
+
+    world.roll_out();
+    reconcile(&world, &ctx).await.unwrap();
+    assert_eq!(
+        world.annotations()["livekit.kraken.dev/rotation-phase"],
+        "Accepted"
+    );
+    reconcile(&world, &ctx).await.unwrap();
+    assert_eq!(
+        world.annotations()["livekit.kraken.dev/rotation-phase"],
+        "Active"
+    );
+    assert_eq!(
+        world.template_hash().unwrap(),
+        published,
+        "the switch does not change keys.yaml: no restart"
+    );
+    let events = world.events();
+    for reason in ["Restarted", "Published", "Accepted", "Active"] {
+        assert!(
+            events.contains(&reason.to_owned()),
+            "{reason} in {events:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rotation_resumes_to_the_same_end_state_after_a_crash_between_any_two_writes() {
+    let (clean, total) = scenario(None).await;
+    let expected = clean.end_state();
+    assert_eq!(
+        expected["annotations"]["livekit.kraken.dev/rotation-phase"],
+        "Retired"
+    );
+    assert_eq!(expected["status"]["apiKey"], "APIsource00002");
+    assert!(total >= 8, "a rotation makes several writes: {total}");
+    eprintln!("{total} writes, each a crash point");
+    for budget in 0..total {
+        let (world, _) = scenario(Some(budget)).await;
+        assert_eq!(world.end_state(), expected, "crash after write {budget}");
+        let events = world.events();
+        for reason in ["Published", "Accepted", "Active", "Retired"] {
+            assert!(
+                events.contains(&reason.to_owned()),
+                "crash after write {budget}: {reason} not announced in {events:?}"
+            );
+        }
+    }
+}
