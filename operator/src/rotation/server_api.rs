@@ -92,3 +92,48 @@ pub async fn check(
     debug!(api_key = %creds.key, ?check, "server API acceptance check");
     check
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_base_maps_websocket_schemes_or_takes_the_override() {
+        assert_eq!(
+            api_base("wss://lk.example.com/", None),
+            "https://lk.example.com"
+        );
+        assert_eq!(
+            api_base("ws://127.0.0.1:7880", None),
+            "http://127.0.0.1:7880"
+        );
+        assert_eq!(
+            api_base("https://lk.example.com", None),
+            "https://lk.example.com"
+        );
+        assert_eq!(
+            api_base("wss://lk.example.com", Some("http://livekit.lk.svc:7880/")),
+            "http://livekit.lk.svc:7880"
+        );
+    }
+
+    #[test]
+    fn the_check_token_lists_rooms_only_and_expires_in_a_minute() {
+        let creds = ApiCredentials::new("APIcheck", "check-secret-0123456789abcdefghijkl");
+        let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        v.required_spec_claims.clear();
+        let claims: serde_json::Value = jsonwebtoken::decode(
+            check_token(&creds, now),
+            &jsonwebtoken::DecodingKey::from_secret(creds.secret.as_bytes()),
+            &v,
+        )
+        .unwrap()
+        .claims;
+        assert_eq!(claims["iss"], "APIcheck");
+        assert_eq!(claims["video"], serde_json::json!({"roomList": true}));
+        assert_eq!(claims["exp"], now.as_second() + 60);
+    }
+}

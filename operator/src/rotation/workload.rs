@@ -151,3 +151,125 @@ fn statefulset_rollout(s: &StatefulSet) -> Rollout {
     }
     Rollout::Complete
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(generation: i64, spec_replicas: i32, status: serde_json::Value) -> Workload {
+        Workload::Deployment(Box::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": "lk", "generation": generation},
+                "spec": {"replicas": spec_replicas, "selector": {},
+                         "template": {"metadata": {"annotations": {KEYS_HASH_ANNOTATION: "h1"}}}},
+                "status": status,
+            }))
+            .unwrap(),
+        ))
+    }
+
+    fn statefulset(strategy: serde_json::Value, status: serde_json::Value) -> Workload {
+        Workload::StatefulSet(Box::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": "lk", "generation": 2},
+                "spec": {"replicas": 3, "selector": {}, "serviceName": "lk", "updateStrategy": strategy,
+                         "template": {"metadata": {"annotations": {KEYS_HASH_ANNOTATION: "h1"}}}},
+                "status": status,
+            }))
+            .unwrap(),
+        ))
+    }
+
+    fn waiting(r: Rollout, needle: &str) {
+        match r {
+            Rollout::Waiting(why) => assert!(why.contains(needle), "{why}"),
+            other => panic!("expected waiting for {needle:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn deployment_rollout_is_judged_as_kubectl_rollout_status_does() {
+        let done = json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3});
+        assert_eq!(
+            deployment(2, 3, done.clone()).rollout("h1"),
+            Rollout::Complete
+        );
+        waiting(
+            deployment(2, 3, done).rollout("h2"),
+            "not in the pod template yet",
+        );
+        waiting(
+            deployment(3, 3, json!({"observedGeneration": 2})).rollout("h1"),
+            "spec update to be observed",
+        );
+        waiting(
+            deployment(
+                2,
+                3,
+                json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1}),
+            )
+            .rollout("h1"),
+            "1 out of 3 new replicas",
+        );
+        waiting(
+            deployment(
+                2,
+                3,
+                json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 3}),
+            )
+            .rollout("h1"),
+            "1 old replicas are pending termination",
+        );
+        waiting(
+            deployment(2, 3, json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 2})).rollout("h1"),
+            "2 of 3 updated replicas are available",
+        );
+        let stuck = json!({"observedGeneration": 2, "conditions": [
+            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]});
+        assert!(matches!(
+            deployment(2, 3, stuck).rollout("h1"),
+            Rollout::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn statefulset_rollout_needs_every_pod_on_the_new_revision() {
+        let rolling = json!({"type": "RollingUpdate"});
+        let done = json!({"observedGeneration": 2, "replicas": 3, "readyReplicas": 3,
+                          "currentRevision": "r2", "updateRevision": "r2"});
+        assert_eq!(
+            statefulset(rolling.clone(), done.clone()).rollout("h1"),
+            Rollout::Complete
+        );
+        waiting(
+            statefulset(
+                rolling.clone(),
+                json!({"observedGeneration": 2, "replicas": 3, "readyReplicas": 2}),
+            )
+            .rollout("h1"),
+            "1 pods to be ready",
+        );
+        waiting(
+            statefulset(rolling, json!({"observedGeneration": 2, "replicas": 3, "readyReplicas": 3,
+                                        "currentRevision": "r1", "updateRevision": "r2", "updatedReplicas": 1})).rollout("h1"),
+            "rolling update to complete",
+        );
+        let partitioned = json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 1}});
+        assert!(matches!(
+            statefulset(partitioned, done.clone()).rollout("h1"),
+            Rollout::Failed(_)
+        ));
+        assert!(matches!(
+            statefulset(json!({"type": "OnDelete"}), done).rollout("h1"),
+            Rollout::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn the_hash_follows_keys_yaml_only() {
+        assert_eq!(keys_hash("APIa: s\n"), keys_hash("APIa: s\n"));
+        assert_ne!(keys_hash("APIa: s\n"), keys_hash("APIa: t\n"));
+        assert_eq!(keys_hash("x").len(), 16);
+    }
+}
