@@ -5,6 +5,7 @@
 
 use livekit_operator_testkit as common;
 
+use base64::Engine as _;
 use common::configs::*;
 use common::fake_api::FakeApi;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -304,4 +305,55 @@ async fn a_rotation_resumes_to_the_same_end_state_after_a_crash_between_any_two_
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_key_livekit_never_accepts_stays_published_and_is_reported_once_past_its_deadline() {
+    let world = World::new();
+    // ServerApi against a loopback port where nothing listens: every check fails to connect.
+    let mut c = world.api.get("livekitconfigs", NS, "chat").unwrap();
+    c["spec"]["credentials"]["rotation"] = json!({
+        "verification": {"mode": "ServerApi", "serverApi": {"url": "http://127.0.0.1:9", "intervalSeconds": 10, "timeoutSeconds": 1}},
+        "deadlineSeconds": 300,
+    });
+    c["spec"].as_object_mut().unwrap().remove("livekitServer");
+    world.api.put("livekitconfigs", NS, "chat", c);
+    let (ctx, _) = world.context(None);
+    reconcile(&world, &ctx).await.unwrap();
+    world.put_source(SOURCE_2, "APIsource00002");
+    let rotating = |world: &World| {
+        let status = world.api.get("livekitconfigs", NS, "chat").unwrap()["status"].clone();
+        let c = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Rotating")
+            .unwrap()
+            .clone();
+        (status, c)
+    };
+    for _ in 0..40 {
+        reconcile(&world, &ctx).await.unwrap();
+        world.advance(20);
+    }
+    let (status, condition) = rotating(&world);
+    assert_eq!(status["rotationPhase"], "Published");
+    assert_eq!(status["apiKey"], "APIsource00001", "never signs with it");
+    assert_eq!(condition["status"], "True");
+    assert_eq!(condition["reason"], "AcceptanceDeadlineExceeded");
+    let message = condition["message"].as_str().unwrap();
+    assert!(
+        message.contains("could not be reached") && message.contains("APIsource00002"),
+        "{message}"
+    );
+    let warnings = world
+        .events()
+        .iter()
+        .filter(|r| *r == "AcceptanceDeadlineExceeded")
+        .count();
+    assert_eq!(warnings, 1, "announced once");
+    assert_eq!(
+        world.api.get("secrets", NS, "chat-livekit").unwrap()["data"]["api-key"],
+        json!(base64::engine::general_purpose::STANDARD.encode("APIsource00001"))
+    );
 }

@@ -82,6 +82,8 @@ pub struct Pending {
     /// Consecutive failed checks (reset by a successful one); they space the next check out.
     pub failures: u32,
     pub last_check: Option<Timestamp>,
+    /// Why the last check failed (recorded, so the condition says it on every reconcile).
+    pub last_error: Option<String>,
 }
 
 impl Pending {
@@ -93,6 +95,7 @@ impl Pending {
             checks: 0,
             failures: 0,
             last_check: None,
+            last_error: None,
         }
     }
 }
@@ -336,6 +339,16 @@ pub fn step(
                                 p.failures = p.failures.saturating_add(1);
                             }
                         }
+                        p.last_error = match check {
+                            Check::Accepted => None,
+                            Check::NotAccepted => Some(
+                                "LiveKit's server API answered 401 (the key is not loaded yet)"
+                                    .to_owned(),
+                            ),
+                            Check::Failed(why) => {
+                                Some(format!("LiveKit's server API check failed: {why}"))
+                            }
+                        };
                         p.last_check = Some(truncate(now));
                     }
                     p.accepted = rollout_ok && p.checks >= consecutive.max(1);
@@ -431,12 +444,9 @@ fn condition(
         (Some(Rollout::Failed(why)), true) => format!("the livekit-server rollout failed: {why}"),
         (None, true) => "waiting for the livekit-server rollout".to_owned(),
         _ => match policy.verification {
-            Verification::ServerApi { consecutive, .. } => match &obs.check {
-                Some(Check::NotAccepted) => {
-                    "LiveKit's server API answered 401 (the key is not loaded yet)".to_owned()
-                }
-                Some(Check::Failed(why)) => format!("LiveKit's server API check failed: {why}"),
-                _ => format!(
+            Verification::ServerApi { consecutive, .. } => match &p.last_error {
+                Some(why) => why.clone(),
+                None => format!(
                     "{} of {consecutive} consecutive server API checks passed",
                     p.checks
                 ),

@@ -16,6 +16,8 @@ pub const PUBLISHED_AT: &str = "livekit.kraken.dev/pending-key-published-at";
 /// Consecutive successful and failed server API checks of the pending key, and when the last check
 /// ran: `<successes>/<failures>@<RFC 3339>`.
 pub const CHECKS: &str = "livekit.kraken.dev/pending-key-checks";
+/// Why the last server API check of the pending key failed (absent after a success).
+pub const LAST_CHECK_ERROR: &str = "livekit.kraken.dev/pending-key-last-check-error";
 /// JSON map of earlier key id to when it leaves `keys.yaml`.
 pub const RETIRING: &str = "livekit.kraken.dev/retiring-keys";
 /// The value of the config's rotate annotation last honoured.
@@ -24,11 +26,12 @@ pub const ROTATION_HANDLED: &str = "livekit.kraken.dev/rotation-handled";
 pub const LEGACY_PREVIOUS_EXPIRES: &str = "livekit.kraken.dev/previous-key-expires-at";
 
 /// Every annotation this module manages (one that is no longer wanted must be removed).
-pub const ANNOTATIONS: [&str; 7] = [
+pub const ANNOTATIONS: [&str; 8] = [
     PHASE,
     PENDING_KEY,
     PUBLISHED_AT,
     CHECKS,
+    LAST_CHECK_ERROR,
     RETIRING,
     ROTATION_HANDLED,
     LEGACY_PREVIOUS_EXPIRES,
@@ -84,6 +87,7 @@ pub fn read(
             checks,
             failures,
             last_check,
+            last_error: annotations.get(LAST_CHECK_ERROR).cloned(),
         })
     });
 
@@ -129,6 +133,9 @@ pub fn annotations(state: &KeyState) -> BTreeMap<String, String> {
     if let Some(p) = &state.pending {
         a.insert(PENDING_KEY.to_owned(), p.creds.key.clone());
         a.insert(PUBLISHED_AT.to_owned(), p.published_at.to_string());
+        if let Some(why) = &p.last_error {
+            a.insert(LAST_CHECK_ERROR.to_owned(), why.clone());
+        }
         if let Some(at) = p.last_check {
             a.insert(
                 CHECKS.to_owned(),

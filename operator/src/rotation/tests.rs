@@ -179,6 +179,10 @@ fn server_api_needs_consecutive_successes_spread_over_the_interval() {
         "{}",
         s1.condition.message
     );
+    // Recorded: a reconcile without a check (not due yet) still says why, and changes nothing.
+    let quiet = gen1(&stored(&s1.state), &policy, None, 5);
+    assert_eq!(quiet.condition, s1.condition);
+    assert_eq!(quiet.state, s1.state);
     assert_eq!(s1.next_at, Some(at(20)));
     assert_eq!(check_due(&s1.state, &policy, at(19)), None);
 
