@@ -73,6 +73,9 @@ def config_doc() -> dict:
     doc = copy.deepcopy(doc)
     # The example asks the app's webhook; there is no app here, so authorize from the caller's claims.
     doc["spec"]["authorization"] = {"mode": "Claims", "claims": {"claim": "permissions"}}
+    # No LiveKit server runs in the test cluster either: prove a new key accepted by a short delay
+    # instead of LiveKit's server API (docs/rotation.md).
+    doc["spec"]["credentials"]["rotation"] = {"verification": {"mode": "Delay", "delay": {"seconds": 5}}}
     return doc
 
 
@@ -162,8 +165,14 @@ def test_rotation_reaches_the_running_sidecar_without_a_restart(ns, hs_secret):
     uid, restarts = pod["metadata"]["uid"], sidecar_restarts(pod)
     old_key = get_json("lkc", CONFIG, "-n", ns)["status"]["apiKey"]
     kubectl("annotate", "lkc", CONFIG, "-n", ns, f"livekit.kraken.dev/rotate={int(time.time())}", "--overwrite")
-    new_key = wait_for("a new API key in status",
+    # Published first: the new key is in keys.yaml while the sidecar still signs with the old one.
+    pending = wait_for("a published key in status",
+                       lambda: get_json("lkc", CONFIG, "-n", ns)["status"].get("pendingApiKey"), timeout=60)
+    assert pending != old_key
+    new_key = wait_for("the new API key active in status",
                        lambda: (k := get_json("lkc", CONFIG, "-n", ns)["status"]["apiKey"]) != old_key and k, timeout=60)
+    assert new_key == pending
+    assert get_json("lkc", CONFIG, "-n", ns)["status"]["rotationPhase"] == "Active"
     data = kube.secret_data(ns, OWNED)
     assert data["api-key"] == new_key
     assert old_key in data["keys.yaml"] and new_key in data["keys.yaml"], "keys.yaml keeps the old key for the grace period"
