@@ -30,6 +30,8 @@ import json
 import os
 import stat
 import sys
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -147,6 +149,13 @@ def make_handler(keys: dict[str, str]):
     return Handler
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A test that dies (a failed assertion ends its process) must not leave this server behind."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--key-file", required=True)
@@ -158,6 +167,7 @@ def main() -> None:
     ThreadingHTTPServer.daemon_threads = True
     server = ThreadingHTTPServer((args.host, args.port), make_handler(keys))
     host, port = server.server_address[:2]
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     print(f"listening on {host}:{port}", flush=True)
     server.serve_forever()
 
