@@ -104,7 +104,7 @@ async fn public_keys_are_never_used_as_hmac_secrets() {
 }
 
 #[tokio::test]
-async fn jwks_keys_by_kid_cached_and_symmetric_keys_ignored() {
+async fn jwks_keys_by_kid_are_cached_and_refreshes_bounded() {
     let jwks = Jwks::new(&["rsa", "ec"]);
     let server = jwks.serve().await;
     let url = format!("http://{}/jwks.json", server.addr);
@@ -165,21 +165,112 @@ async fn jwks_keys_by_kid_cached_and_symmetric_keys_ignored() {
             .await;
     }
     assert!(jwks.fetches() <= 2, "fetches: {}", jwks.fetches());
+}
 
-    // A symmetric key slipped into the JWKS is never trusted.
-    *jwks.document.lock().unwrap() = json!({"keys": [{"kty": "oct", "kid": "h", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}]});
-    let hs = sign(
-        Algorithm::HS256,
-        &EncodingKey::from_secret(b"secretsecretsecretsecretsecret"),
-        Some("h"),
-        &claims(),
-    );
+/// A symmetric key slipped into the JWKS is never trusted. Configuration already refuses HS
+/// algorithms next to a JWKS URL, so over HTTP an HS token is refused by the algorithm allow-list before
+/// the JWKS is consulted; this test therefore asks the JWKS source itself, for exactly the `kid` and
+/// algorithm of the symmetric key, after a fetch that did return it. Only its key type can refuse it.
+#[tokio::test]
+async fn symmetric_jwks_key_never_trusted() {
+    use base64::Engine as _;
+    use livekit_sidecar::jwks::{JwksError, JwksSource};
+    livekit_sidecar::install_crypto_provider();
+    let jwks = Jwks::new(&["rsa"]);
+    let mut rsa_under_h: serde_json::Value =
+        serde_json::from_str(&fixture("rsa.jwk.json")).unwrap();
+    rsa_under_h["kid"] = json!("r");
+    *jwks.document.lock().unwrap() = json!({"keys": [
+        {"kty": "oct", "kid": "h", "alg": "HS256",
+         "k": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"secret-in-the-jwks-0123456789abcdef")},
+        rsa_under_h,
+    ]});
+    let server = jwks.serve().await;
+    let source = std::sync::Arc::new(JwksSource::new(
+        url::Url::parse(&format!("http://{}/jwks.json", server.addr)).unwrap(),
+    ));
+    // Control: the same document's RSA key is found, so the set was fetched and read.
+    assert!(source.key_for(Some("r"), Algorithm::RS256).await.is_ok());
+    for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+        assert_eq!(
+            source.key_for(Some("h"), alg).await.err(),
+            Some(JwksError::UnknownKey),
+            "{alg:?}"
+        );
+    }
+    assert_eq!(jwks.fetches(), 1);
+}
+
+/// A token signed with an attacker's key names that key in its header (`jwk`, `x5c`) or points at it
+/// (`jku`, `x5u`). The sidecar never looks: 401, and the attacker's URLs are never fetched. The
+/// control proves each token is otherwise valid: a sidecar configured with the attacker's key issues.
+#[tokio::test]
+async fn header_injected_keys_are_never_used() {
+    use jsonwebtoken::{Header, jwk::Jwk};
+    let attacker_jwks = Jwks::new(&["rsa2"]);
+    let attacker = attacker_jwks.serve().await;
+    let attacker_url = format!("http://{}/jwks.json", attacker.addr);
+    let attacker_jwk: Jwk = serde_json::from_str(&fixture("rsa2.jwk.json")).unwrap();
+    let cert = fixture("rsa2-cert.pem");
+    let cert_der: String = cert.lines().filter(|l| !l.starts_with("-----")).collect();
+    let attacker_key = rsa_key("rsa2-private.pem");
+
+    let mut headers = Vec::new();
+    let mut base = Header::new(Algorithm::RS256);
+    base.kid = Some("rsa-2".into());
+    let mut h = base.clone();
+    h.jku = Some(attacker_url.clone());
+    headers.push(("jku", h));
+    let mut h = base.clone();
+    h.x5u = Some(attacker_url.clone());
+    headers.push(("x5u", h));
+    let mut h = base.clone();
+    h.jwk = Some(attacker_jwk);
+    headers.push(("jwk", h));
+    let mut h = base.clone();
+    h.x5c = Some(vec![cert_der]);
+    headers.push(("x5c", h));
+
+    // The victim: PEM keys, and separately a JWKS of its own (the attacker's kid is unknown there).
+    let victim_jwks = Jwks::new(&["rsa"]);
+    let victim_server = victim_jwks.serve().await;
+    let victims = [
+        TestSidecar::start(input(
+            settings(&[Alg::RS256], None),
+            pem_keys(&["rsa-public.pem"]),
+        ))
+        .await,
+        TestSidecar::start(input(
+            settings(
+                &[Alg::RS256],
+                Some(format!("http://{}/jwks.json", victim_server.addr)),
+            ),
+            CallerKeyMaterial::default(),
+        ))
+        .await,
+    ];
+    let control = TestSidecar::start(input(
+        settings(&[Alg::RS256], None),
+        pem_keys(&["rsa2-public.pem"]),
+    ))
+    .await;
+    for (field, header) in headers {
+        let token = jsonwebtoken::encode(&header, &claims(), &attacker_key).unwrap();
+        for victim in &victims {
+            let (status, body) = victim
+                .post_token(Some(&token), json!({"roomId": "r"}))
+                .await;
+            assert_eq!(status, 401, "{field}: {body}");
+        }
+        let (status, body) = control
+            .post_token(Some(&token), json!({"roomId": "r"}))
+            .await;
+        assert_eq!(status, 200, "{field} control: {body}");
+    }
     assert_eq!(
-        sidecar
-            .post_token(Some(&hs), json!({"roomId": "r"}))
-            .await
-            .0,
-        401
+        attacker_jwks.fetches(),
+        0,
+        "the attacker's URL is never fetched"
     );
 }
 

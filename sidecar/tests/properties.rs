@@ -385,7 +385,6 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         Just(json!({"alg": "HS512", "typ": "JWT"})),
         Just(json!({"alg": "RS256", "typ": "JWT"})),
         Just(json!({"alg": "HS256", "crit": ["exp"]})),
-        Just(json!({"alg": "HS256", "jku": "http://127.0.0.1:1/jwks"})),
         Just(json!({"alg": "HS256", "kid": "../../etc/passwd"})),
         json_value(),
     ];
@@ -517,9 +516,68 @@ fn auth() -> impl Strategy<Value = Auth> {
         token: hs_token(&caller_claims("mallory", &permissions)),
         genuine: true,
     });
+    // A well-formed, permitted caller whose token is not valid now: expired beyond the leeway, or
+    // not valid yet. Only the oracle's time checks tell these from `good`.
+    let untimely = prop_oneof![
+        Just(json!({"exp": now() - 120})),
+        Just(json!({"exp": now() - 86_400})),
+        Just(json!({"exp": now() + 3600, "nbf": now() + 600})),
+    ]
+    .prop_map(|times| {
+        let mut claims = caller_claims("trudy", &["JOIN_CHANNEL"]);
+        for (k, v) in times.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        Auth::Jwt {
+            scheme: "Bearer ",
+            token: hs_token(&claims),
+            genuine: true,
+        }
+    });
+    // Key material in the header (jku, x5u, jwk, x5c) is never used: a token signed with the key it
+    // names is not genuine, and one signed with the configured secret stays genuine (the header is
+    // ignored, not a reason to refuse). Unlike a header swapped over a kept signature, these are
+    // correctly signed, so only ignoring the header keeps the attacker's tokens out.
+    const ATTACKER: &str = "attacker-secret-0123456789abcdef0123";
+    let injected = (
+        prop_oneof![Just("jku"), Just("x5u"), Just("jwk"), Just("x5c")],
+        any::<bool>(),
+    )
+        .prop_map(|(field, by_attacker)| {
+            let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+            let url = "http://127.0.0.1:1/keys".to_owned();
+            match field {
+                "jku" => header.jku = Some(url),
+                "x5u" => header.x5u = Some(url),
+                "jwk" => {
+                    header.jwk = Some(
+                        serde_json::from_value(json!({
+                            "kty": "oct", "alg": "HS256", "k": URL_SAFE_NO_PAD.encode(ATTACKER)
+                        }))
+                        .unwrap(),
+                    )
+                }
+                _ => header.x5c = Some(vec![URL_SAFE_NO_PAD.encode(ATTACKER)]),
+            }
+            let secret = if by_attacker { ATTACKER } else { HS_SECRET };
+            let claims = caller_claims("eve", &["JOIN_CHANNEL"]);
+            let token = jsonwebtoken::encode(
+                &header,
+                &claims,
+                &EncodingKey::from_secret(secret.as_bytes()),
+            )
+            .unwrap();
+            Auth::Jwt {
+                scheme: "Bearer ",
+                token,
+                genuine: !by_attacker,
+            }
+        });
     prop_oneof![
         6 => good,
         2 => unpermitted,
+        2 => untimely,
+        2 => injected,
         1 => Just(Auth::None),
         2 => prop::collection::vec(header_byte, 0..120).prop_map(Auth::Raw),
         1 => "[A-Za-z0-9_.-]{0,200}".prop_map(|token| Auth::Jwt { scheme: "Bearer ", token, genuine: false }),
@@ -588,6 +646,93 @@ fn requested_room(case: &Case) -> Option<String> {
     value.get("roomId")?.as_str().map(str::to_owned)
 }
 
+/// The claims of a caller token (its payload; the signature is the sidecar's to check).
+fn caller_claims_of(token: &str) -> Value {
+    token
+        .split('.')
+        .nth(1)
+        .and_then(|payload| URL_SAFE_NO_PAD.decode(payload).ok())
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// The test's own account of whether a genuinely signed caller is due a token for `room` at `now`
+/// (Unix seconds): a usable `sub`, an `exp` not past and an `nbf` not ahead (both within the default
+/// 30 s leeway, plus 2 s for the test's clock reading), and `JOIN_CHANNEL` on the room.
+fn caller_is_due(claims: &Value, room: &str, now: u64) -> Result<(), String> {
+    const LEEWAY: f64 = 30.0;
+    const CLOCK_SLACK: f64 = 2.0;
+    let now = now as f64;
+    claims["sub"]
+        .as_str()
+        .filter(|s| !s.trim().is_empty() && s.chars().count() <= 256)
+        .ok_or("no usable sub")?;
+    let exp = claims["exp"].as_f64().ok_or("exp is not a number")?;
+    if exp < now - LEEWAY - CLOCK_SLACK {
+        return Err(format!("expired: exp {exp}"));
+    }
+    if let Some(nbf) = claims.get("nbf") {
+        let nbf = nbf.as_f64().ok_or("nbf is not a number")?;
+        if nbf > now + LEEWAY + CLOCK_SLACK {
+            return Err(format!("not yet valid: nbf {nbf}"));
+        }
+    }
+    let permitted = claims["permissions"].as_array().is_some_and(|permissions| {
+        permissions
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|p| p == "JOIN_CHANNEL" || p.strip_prefix("JOIN_CHANNEL:") == Some(room))
+    });
+    if !permitted {
+        return Err("no JOIN_CHANNEL for the room".into());
+    }
+    Ok(())
+}
+
+#[test]
+fn the_due_oracle_refuses_what_it_should() {
+    let now = 2_000_000_000;
+    let ok = json!({"sub": "a", "exp": now + 60, "permissions": ["JOIN_CHANNEL:r"]});
+    assert_eq!(caller_is_due(&ok, "r", now), Ok(()));
+    for (claims, room) in [
+        (
+            json!({"sub": "a", "exp": now - 3600, "permissions": ["JOIN_CHANNEL"]}),
+            "r",
+        ),
+        (
+            json!({"sub": "a", "exp": (now + 60).to_string(), "permissions": ["JOIN_CHANNEL"]}),
+            "r",
+        ),
+        (json!({"sub": "a", "permissions": ["JOIN_CHANNEL"]}), "r"),
+        (
+            json!({"sub": "a", "exp": now + 60, "nbf": now + 3600, "permissions": ["JOIN_CHANNEL"]}),
+            "r",
+        ),
+        (
+            json!({"sub": " ", "exp": now + 60, "permissions": ["JOIN_CHANNEL"]}),
+            "r",
+        ),
+        (
+            json!({"sub": 7, "exp": now + 60, "permissions": ["JOIN_CHANNEL"]}),
+            "r",
+        ),
+        (ok.clone(), "other"),
+        (
+            json!({"sub": "a", "exp": now + 60, "permissions": "JOIN_CHANNEL"}),
+            "r",
+        ),
+        (
+            json!({"sub": "a", "exp": now + 60, "permissions": ["JOIN_CHANNEL:"]}),
+            "r",
+        ),
+    ] {
+        assert!(
+            caller_is_due(&claims, room, now).is_err(),
+            "{claims} {room}"
+        );
+    }
+}
+
 async fn check_answer(sidecar: &TestSidecar, case: &Case) -> Result<(), TestCaseError> {
     let mut request = sidecar
         .client
@@ -627,6 +772,16 @@ async fn check_answer(sidecar: &TestSidecar, case: &Case) -> Result<(), TestCase
         let room = requested_room(case);
         prop_assert!(room.is_some(), "200 without a roomId string: {body}");
         let room = room.unwrap();
+        // A genuine signature is not enough: the token must also be due a LiveKit token for this room.
+        let Auth::Jwt { token: caller, .. } = &case.auth else {
+            unreachable!("genuine is a JWT")
+        };
+        if let Err(why) = caller_is_due(&caller_claims_of(caller), &room, now()) {
+            prop_assert!(
+                false,
+                "200 for a caller that is not due a token ({why}): {body}"
+            );
+        }
         let token = body["token"].as_str();
         prop_assert!(token.is_some(), "200 without a token: {body}");
         let mut validation = Validation::new(Algorithm::HS256);
