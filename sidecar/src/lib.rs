@@ -56,6 +56,19 @@ pub enum StartError {
         addr: SocketAddr,
         error: std::io::Error,
     },
+    #[error(
+        "--dev refuses to listen on {0}: dev mode accepts caller tokens signed with a published secret, \
+         so its API must stay on a loopback address (e.g. --listen 127.0.0.1:3001)"
+    )]
+    DevNotLoopback(SocketAddr),
+}
+
+/// `--dev` serves its API on loopback only: anyone who can reach it can mint a caller token.
+pub fn check_dev_listen(dev: bool, listen: SocketAddr) -> Result<(), StartError> {
+    if dev && !listen.ip().is_loopback() {
+        return Err(StartError::DevNotLoopback(listen));
+    }
+    Ok(())
 }
 
 /// A running sidecar.
@@ -70,6 +83,7 @@ pub struct Running {
 /// Loads and validates the configuration, binds both listeners and serves until `shutdown` is cancelled.
 pub async fn start(args: &ServeArgs, shutdown: CancellationToken) -> Result<Running, StartError> {
     install_crypto_provider();
+    check_dev_listen(args.dev, args.listen)?;
     let config_error = |error| StartError::Config {
         source_name: source_name(args),
         error,
@@ -162,5 +176,28 @@ fn source_name(args: &ServeArgs) -> String {
         format!("--config-dir {}", dir.display())
     } else {
         "environment".into()
+    }
+}
+
+#[cfg(test)]
+mod dev_listen_tests {
+    use super::*;
+
+    #[test]
+    fn dev_mode_stays_on_loopback() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        for ok in ["127.0.0.1:3001", "127.0.0.2:0", "[::1]:3001"] {
+            assert!(check_dev_listen(true, addr(ok)).is_ok(), "{ok}");
+        }
+        for refused in ["0.0.0.0:3001", "[::]:3001", "10.0.0.5:3001"] {
+            let error = check_dev_listen(true, addr(refused))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("loopback"), "{refused}: {error}");
+            assert!(
+                check_dev_listen(false, addr(refused)).is_ok(),
+                "{refused} without --dev"
+            );
+        }
     }
 }

@@ -721,3 +721,41 @@ async fn livekit_standard_token_endpoint() {
         )
     );
 }
+
+/// A client's `x-request-id` is echoed and logged only when short and plain; anything else (too long,
+/// spaces, quotes, bytes outside ASCII) is replaced with a generated id.
+#[tokio::test]
+async fn client_request_ids_are_bounded_and_sanitized() {
+    let sidecar = TestSidecar::start(input(hs_settings(), hs_keys())).await;
+    let echoed = |id: &[u8]| {
+        let request = sidecar
+            .client
+            .get(format!("{}/api/livekit/health", sidecar.base))
+            .header(
+                "x-request-id",
+                reqwest::header::HeaderValue::from_bytes(id).unwrap(),
+            );
+        async move {
+            let response = request.send().await.unwrap();
+            response.headers()["x-request-id"].as_bytes().to_vec()
+        }
+    };
+    assert_eq!(echoed(b"req-42_a.b:c").await, b"req-42_a.b:c");
+    const LONG: [u8; 65] = [b'a'; 65];
+    for bad in [
+        &LONG[..],
+        b"two words",
+        b"x\" level=error msg=\"forged",
+        b"caf\xc3\xa9",
+        b"tab\there",
+    ] {
+        let id = echoed(bad).await;
+        assert_ne!(id, bad, "{}", String::from_utf8_lossy(bad));
+        assert_eq!(
+            id.len(),
+            36,
+            "a generated UUID: {}",
+            String::from_utf8_lossy(&id)
+        );
+    }
+}

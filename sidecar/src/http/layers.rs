@@ -23,12 +23,40 @@ pub fn wrap(routes: Router<AppState>, state: AppState) -> Router<AppState> {
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::map_request(drop_unusable_request_id))
         .layer(CatchPanicLayer::custom(|_| {
             error_response(
                 ::http::StatusCode::INTERNAL_SERVER_ERROR,
                 "Internal server error".into(),
             )
         }))
+}
+
+/// Longest client-supplied `x-request-id` kept; a UUID is 36 characters, a trace id 32.
+pub const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// Whether a client's `x-request-id` may be logged and echoed as is: short, and only characters that
+/// cannot forge a log line or a field (letters, digits, `-`, `_`, `.`, `:`).
+pub fn request_id_is_usable(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_LEN
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Removes a client `x-request-id` that is not usable, so the sidecar generates one instead.
+async fn drop_unusable_request_id(mut request: Request) -> Request {
+    let headers = request.headers_mut();
+    let usable = headers
+        .get_all("x-request-id")
+        .iter()
+        .map(|v| request_id_is_usable(v.as_bytes()))
+        .collect::<Vec<_>>();
+    if usable.len() > 1 || usable.first() == Some(&false) {
+        headers.remove("x-request-id");
+    }
+    request
 }
 
 /// The span of one request: method, route path (never the query) and the request id.
