@@ -57,6 +57,8 @@ pub enum Reason {
     SourceKeyMissing,
     InvalidSpec,
     SecretTooShort,
+    /// A `secretRef` names a Secret this operator writes (another config's `<name>-livekit`).
+    SourceSecretOwned,
     ApplyFailed,
 }
 
@@ -68,6 +70,7 @@ impl Reason {
             Self::SourceKeyMissing => "SourceKeyMissing",
             Self::InvalidSpec => "InvalidSpec",
             Self::SecretTooShort => "SecretTooShort",
+            Self::SourceSecretOwned => "SourceSecretOwned",
             Self::ApplyFailed => "ApplyFailed",
         }
     }
@@ -243,6 +246,37 @@ pub fn recorded(existing: Option<&Secret>) -> KeyState {
     )
 }
 
+/// Whether `secret` is one this operator writes (labelled as managed by it, or controlled by a
+/// LiveKitConfig). Such a Secret is never a source: its content follows another config.
+pub fn operator_owned(secret: &Secret) -> bool {
+    let labelled = secret
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY_LABEL))
+        .is_some_and(|v| v == MANAGED_BY_VALUE);
+    let controlled = secret.metadata.owner_references.iter().flatten().any(|r| {
+        r.controller == Some(true)
+            && r.kind == "LiveKitConfig"
+            && r.api_version.starts_with(crate::crd::GROUP)
+    });
+    labelled || controlled
+}
+
+/// The source Secret `name`, refused when it is missing or written by this operator.
+fn source<'a>(found: Option<&'a Secret>, name: &str) -> Result<&'a Secret, Problem> {
+    let src = found.ok_or_else(|| source_missing(name))?;
+    if operator_owned(src) {
+        return Err(Problem::new(
+            Reason::SourceSecretOwned,
+            format!(
+                "Secret {name:?} is written by livekit-operator for another LiveKitConfig; point secretRef at a Secret you manage"
+            ),
+        ));
+    }
+    Ok(src)
+}
+
 fn source_missing(name: &str) -> Problem {
     Problem::new(
         Reason::SourceSecretNotFound,
@@ -280,10 +314,7 @@ pub fn desired(config: &LiveKitConfig, inputs: &Inputs) -> Result<Desired, Probl
     let mut caller_data = BTreeMap::new();
     let uses_jwks = settings.auth.jwks_url.is_some();
     if let Some(r) = &spec.auth.secret_ref {
-        let src = inputs
-            .auth_source
-            .as_ref()
-            .ok_or_else(|| source_missing(&r.name))?;
+        let src = source(inputs.auth_source.as_ref(), &r.name)?;
         if let Some(key) = &r.hs_secret_key {
             let v = secret_value(src, key).ok_or_else(|| key_missing(&r.name, key))?;
             if settings.auth.uses_hmac() && v.trim().len() < MIN_HMAC_SECRET_BYTES {
@@ -330,10 +361,7 @@ pub fn desired(config: &LiveKitConfig, inputs: &Inputs) -> Result<Desired, Probl
     // 3. LiveKit API credentials, one rotation step.
     let target = match &creds.secret_ref {
         Some(r) => {
-            let src = inputs
-                .credentials_source
-                .as_ref()
-                .ok_or_else(|| source_missing(&r.name))?;
+            let src = source(inputs.credentials_source.as_ref(), &r.name)?;
             let key = secret_value(src, &r.api_key_key)
                 .ok_or_else(|| key_missing(&r.name, &r.api_key_key))?;
             let secret = secret_value(src, &r.api_secret_key)

@@ -154,22 +154,26 @@ async fn get_opt_secret(api: &Api<Secret>, name: &str) -> Result<Option<Secret>>
     Ok(api.get_opt(name).await?)
 }
 
-/// Reads a source Secret and makes sure it carries the label the source watch selects on.
+/// The field manager of the source-Secret label. It must not be [`FIELD_MANAGER`]: a label-only
+/// apply under the owned objects' manager would remove every field that manager applied before.
+pub const SOURCE_LABEL_MANAGER: &str = "livekit-operator-source-label";
+
+/// Reads a source Secret and makes sure it carries the label the source watch selects on. The
+/// label is a merge patch under its own field manager, so it never strips fields and never creates
+/// a Secret that vanished in between (a merge patch of a missing object is a 404). A Secret this
+/// operator writes is never labelled: it is refused as a source.
 async fn read_source(api: &Api<Secret>, name: &str) -> Result<Option<Secret>> {
     let Some(secret) = get_opt_secret(api, name).await? else {
         return Ok(None);
     };
     let labelled = secret.labels().get(SOURCE_LABEL).map(String::as_str) == Some("true");
-    if !labelled {
-        let patch = serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name, "labels": {SOURCE_LABEL: "true"}},
-        });
-        if let Err(e) = api
-            .patch(name, &apply_params(), &Patch::Apply(&patch))
-            .await
-        {
+    if !labelled && !desired::operator_owned(&secret) {
+        let patch = serde_json::json!({"metadata": {"labels": {SOURCE_LABEL: "true"}}});
+        let params = PatchParams {
+            field_manager: Some(SOURCE_LABEL_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        if let Err(e) = api.patch(name, &params, &Patch::Merge(&patch)).await {
             // Not fatal: the Secret is read on every reconcile; only the instant pick-up is lost.
             warn!(secret = name, error = %e, "could not label source Secret");
         }

@@ -159,9 +159,20 @@ async fn first_reconcile_creates_both_objects_and_status_and_the_second_writes_n
             "PATCH /apis/livekit.kraken.dev/v1alpha1/namespaces/apps/livekitconfigs/chat/status",
         ]
     );
-    assert!(calls.iter().filter(|c| c.method == Method::PATCH).all(|c| {
-        c.query.contains("fieldManager=livekit-operator") && c.query.contains("force=true")
-    }));
+    // Owned objects and status: server-side apply under the one field manager, forced. The
+    // source label: a merge patch under its own manager (never an apply that would own the Secret).
+    for c in calls.iter().filter(|c| c.method == Method::PATCH) {
+        if c.path.ends_with("/secrets/livekit-keys") {
+            assert_eq!(c.content_type, "application/merge-patch+json");
+            assert_eq!(
+                c.param("fieldManager").as_deref(),
+                Some(reconcile::SOURCE_LABEL_MANAGER)
+            );
+        } else if !c.path.contains("/events") {
+            assert_eq!(c.param("fieldManager").as_deref(), Some("livekit-operator"));
+            assert_eq!(c.param("force").as_deref(), Some("true"));
+        }
+    }
     assert_eq!(events(&calls), [("Normal".into(), "Created".into())]);
     // The source Secret got the watch label, and only that.
     let source = h.api.get("secrets", NS, "livekit-keys").unwrap();
@@ -632,4 +643,45 @@ async fn the_controller_watches_by_label_only_and_reconciles_what_it_lists() {
         calls.iter().all(|c| !c.path.contains("/secrets/unrelated")),
         "the operator never reads Secrets it was not pointed at"
     );
+}
+
+/// A `secretRef` naming another config's owned Secret (`b-livekit`, whose keys have the default
+/// names) must neither strip that Secret (a label-only apply under the owned objects' field manager
+/// removes every field that manager applied before) nor be accepted as a source.
+#[tokio::test]
+async fn source_label_never_strips_owned_secret() {
+    let h = Harness::new("b", GENERATE_SPEC);
+    h.put_secret(app_jwt());
+    h.reconcile().await.unwrap();
+    let before = h.api.get("secrets", NS, "b-livekit").unwrap();
+    assert!(before["data"]["keys.yaml"].is_string());
+
+    let a = config(
+        "a",
+        SECRET_REF_SPEC
+            .replace("livekit-keys", "b-livekit")
+            .as_str(),
+    );
+    h.api
+        .put("livekitconfigs", NS, "a", serde_json::to_value(&a).unwrap());
+    let a: LiveKitConfig =
+        serde_json::from_value(h.api.get("livekitconfigs", NS, "a").unwrap()).unwrap();
+    reconcile::reconcile(Arc::new(a), h.ctx.clone())
+        .await
+        .unwrap();
+
+    let after = h.api.get("secrets", NS, "b-livekit").unwrap();
+    assert_eq!(after["data"], before["data"], "b's keys survive");
+    assert_eq!(
+        after["metadata"]["ownerReferences"],
+        before["metadata"]["ownerReferences"]
+    );
+    assert_eq!(after["metadata"]["labels"], before["metadata"]["labels"]);
+    let status = h.api.get("livekitconfigs", NS, "a").unwrap()["status"].clone();
+    assert_eq!(ready(&status), ("False".into(), "SourceSecretOwned".into()));
+    assert!(h.api.get("secrets", NS, "a-livekit").is_none());
+    // B's next reconcile finds its Secret as it left it: no new key, no write.
+    h.api.take_calls();
+    h.reconcile().await.unwrap();
+    assert_eq!(writes(&h.api.take_calls()), Vec::<String>::new());
 }
