@@ -18,6 +18,7 @@ pub mod dev;
 pub mod health;
 pub mod http;
 pub mod jwks;
+pub mod log_budget;
 pub mod metrics;
 pub mod outbound;
 pub mod probe;

@@ -47,14 +47,17 @@ fn main() -> ExitCode {
     })
 }
 
-/// Logs to stderr through a writer thread, so request handling never waits on a write system call;
-/// the buffer blocks rather than drops when full, so no line is lost.
+/// Logs to stderr through a writer thread, so request handling never waits on a write system call.
+/// When the buffer is full (stderr slower than a flood of log lines), lines are dropped rather than
+/// blocking the runtime, and counted in `livekit_sidecar_log_lines_dropped_total`.
 fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
+        .lossy(true)
         .finish(std::io::stderr());
+    let dropped = writer.error_counter();
+    livekit_sidecar::log_budget::set_dropped_lines_source(move || dropped.dropped_lines() as u64);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

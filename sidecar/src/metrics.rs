@@ -23,6 +23,7 @@ pub const TOKEN_OUTCOMES: &[&str] = &[
 
 pub struct Metrics {
     registry: Registry,
+    log_lines_dropped: prometheus::IntCounter,
     pub configured: IntGauge,
     pub healthy: IntGauge,
     pub livekit_reachable: IntGauge,
@@ -51,6 +52,14 @@ impl Metrics {
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ];
 
+        let log_lines_dropped = register(
+            &registry,
+            prometheus::IntCounter::new(
+                "livekit_sidecar_log_lines_dropped_total",
+                "Log lines dropped because the log writer fell behind (it never blocks requests)",
+            )
+            .expect("valid metric"),
+        );
         let configured = gauge(
             "livekit_sidecar_configured",
             "1 when LiveKit credentials and caller authentication are configured",
@@ -153,6 +162,7 @@ impl Metrics {
 
         Self {
             registry,
+            log_lines_dropped,
             configured,
             healthy,
             livekit_reachable,
@@ -202,11 +212,20 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
+        sync_counter(&self.log_lines_dropped, crate::log_budget::dropped_lines());
         let mut buffer = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buffer)
             .expect("text encoding of gathered metrics cannot fail");
         String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}
+
+/// Brings a counter mirrored from elsewhere up to `observed` (never down).
+fn sync_counter(counter: &prometheus::IntCounter, observed: u64) {
+    let current = counter.get();
+    if observed > current {
+        counter.inc_by(observed - current);
     }
 }
 
@@ -227,6 +246,22 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirrored_counters_only_go_up() {
+        let counter = prometheus::IntCounter::new("c", "c").unwrap();
+        sync_counter(&counter, 5);
+        assert_eq!(counter.get(), 5);
+        sync_counter(&counter, 3);
+        assert_eq!(counter.get(), 5);
+        sync_counter(&counter, 9);
+        assert_eq!(counter.get(), 9);
+        assert!(
+            Metrics::new()
+                .render()
+                .contains("livekit_sidecar_log_lines_dropped_total 0")
+        );
+    }
 
     #[test]
     fn renders_known_series_from_the_start() {

@@ -76,7 +76,7 @@ async fn authenticate(
         .map_err(|error| {
             let reason = match &error {
                 VerifyError::Refused(failure) => {
-                    tracing::info!(reason = failure.reason(), "caller refused");
+                    crate::log_budget::log_refusal(failure.reason());
                     failure.reason()
                 }
                 VerifyError::KeysUnavailable(detail) => {
