@@ -98,8 +98,9 @@ impl Problem {
     }
 }
 
-/// What the reconciler read, besides the config itself.
-#[derive(Debug, Clone)]
+/// What the reconciler read, besides the config itself. `Debug` shows Secrets by name and keys,
+/// never their values.
+#[derive(Clone)]
 pub struct Inputs {
     /// The Secret named by `credentials.secretRef`, when referenced and found.
     pub credentials_source: Option<Secret>,
@@ -114,8 +115,9 @@ pub struct Inputs {
     pub now: Timestamp,
 }
 
-/// The objects to apply, and what the status should say about them.
-#[derive(Debug, Clone, PartialEq)]
+/// The objects to apply, and what the status should say about them. `Debug` shows the Secret by
+/// name and keys, never its values.
+#[derive(Clone, PartialEq)]
 pub struct Desired {
     pub secret: Secret,
     pub config_map: ConfigMap,
@@ -125,6 +127,51 @@ pub struct Desired {
     /// Hash of the rendered `keys.yaml` (the workload restart annotation).
     pub keys_hash: String,
     pub config_hash: String,
+}
+
+/// A Secret in a `Debug` output: its name and the names of its keys, never a value.
+struct Redacted<'a>(Option<&'a Secret>);
+
+impl fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(s) = self.0 else {
+            return f.write_str("None");
+        };
+        let keys: Vec<&String> = s.data.iter().flat_map(|d| d.keys()).collect();
+        f.debug_struct("Secret")
+            .field("name", &s.metadata.name)
+            .field("keys", &keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Inputs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inputs")
+            .field(
+                "credentials_source",
+                &Redacted(self.credentials_source.as_ref()),
+            )
+            .field("auth_source", &Redacted(self.auth_source.as_ref()))
+            .field("existing_secret", &Redacted(self.existing_secret.as_ref()))
+            .field("fresh_credentials", &self.fresh_credentials)
+            .field("observation", &self.observation)
+            .field("now", &self.now)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Desired {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Desired")
+            .field("secret", &Redacted(Some(&self.secret)))
+            .field("config_map", &self.config_map)
+            .field("settings", &self.settings)
+            .field("keys", &self.keys)
+            .field("keys_hash", &self.keys_hash)
+            .field("config_hash", &self.config_hash)
+            .finish()
+    }
 }
 
 impl Desired {

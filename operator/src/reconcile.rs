@@ -36,7 +36,8 @@ pub const RESYNC: Duration = Duration::from_secs(3600);
 pub struct Backoff {
     base: Duration,
     max: Duration,
-    failures: Mutex<HashMap<ObjectRef<LiveKitConfig>, u32>>,
+    /// Consecutive failures and when the last one happened, per object.
+    failures: Mutex<HashMap<ObjectRef<LiveKitConfig>, (u32, std::time::Instant)>>,
 }
 
 impl Default for Backoff {
@@ -68,13 +69,19 @@ impl Backoff {
         half + half.mul_f64(unit.clamp(0.0, 1.0))
     }
 
-    /// Records a failure of `obj` and returns how long to wait.
+    /// Records a failure of `obj` and returns how long to wait. Entries whose last failure is more
+    /// than twice the longest delay old are dropped: their object was deleted (no success will
+    /// reset them) or has long been retried, so the map stays as large as the set of failing objects.
     pub fn next(&self, obj: &ObjectRef<LiveKitConfig>) -> Duration {
+        let now = std::time::Instant::now();
         let attempt = {
             let mut map = self.failures.lock().expect("backoff lock");
-            let n = map.entry(obj.clone()).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
+            let stale = self.max.saturating_mul(2);
+            map.retain(|_, (_, at)| now.duration_since(*at) <= stale);
+            let e = map.entry(obj.clone()).or_insert((0, now));
+            e.0 = e.0.saturating_add(1);
+            e.1 = now;
+            e.0
         };
         Self::with_jitter(self.ceiling(attempt), rand::rng().random())
     }
@@ -90,8 +97,12 @@ impl Backoff {
             .lock()
             .expect("backoff lock")
             .get(obj)
-            .copied()
-            .unwrap_or(0)
+            .map_or(0, |e| e.0)
+    }
+
+    /// How many objects have failures recorded.
+    pub fn tracked(&self) -> usize {
+        self.failures.lock().expect("backoff lock").len()
     }
 }
 

@@ -404,3 +404,23 @@ fn source_secrets_shorter_than_livekit_accepts_are_refused_naming_the_field() {
     );
     assert!(ok.is_ok());
 }
+
+#[test]
+fn debug_output_never_carries_secret_values() {
+    let inputs = inputs(
+        Some(livekit_keys("APIk", SOURCE_SECRET)),
+        Some(app_jwt()),
+        None,
+    );
+    let d = desired::desired(&config("c", SECRET_REF_SPEC), &inputs).unwrap();
+    let text = format!("{inputs:?} {d:?}");
+    for value in [SOURCE_SECRET, "a-shared-hmac-secret-of-32-bytes!"] {
+        let raw = format!("{:?}", value.as_bytes());
+        let inner = raw.trim_start_matches('[').trim_end_matches(']');
+        assert!(
+            !text.contains(value) && !text.contains(inner),
+            "Debug shows a secret: {text}"
+        );
+    }
+    assert!(text.contains("livekit-keys") && text.contains("api-secret"));
+}

@@ -685,3 +685,18 @@ async fn source_label_never_strips_owned_secret() {
     h.reconcile().await.unwrap();
     assert_eq!(writes(&h.api.take_calls()), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn the_backoff_map_forgets_objects_that_stopped_failing_long_ago() {
+    let b = Backoff::new(Duration::from_millis(5), Duration::from_millis(10));
+    let gone = kube::runtime::reflector::ObjectRef::from_obj(&config("gone", SECRET_REF_SPEC));
+    let other = kube::runtime::reflector::ObjectRef::from_obj(&config("other", SECRET_REF_SPEC));
+    b.next(&gone);
+    b.next(&gone);
+    assert_eq!(b.failures(&gone), 2);
+    // "gone" was deleted: no success resets it. Later failures of others prune it.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    b.next(&other);
+    assert_eq!(b.failures(&gone), 0);
+    assert_eq!(b.tracked(), 1);
+}
