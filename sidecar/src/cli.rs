@@ -105,11 +105,10 @@ impl ServeArgs {
     }
 
     pub fn request_limits(&self) -> Limits {
-        let body_timeout = Duration::from_millis(self.body_timeout_ms);
+        // No request-wide timer: the body, the webhook and JWKS fetches are each bounded already.
         Limits {
             max_body_bytes: self.max_body_bytes,
-            body_timeout,
-            request_timeout: body_timeout + Duration::from_secs(20),
+            body_timeout: Duration::from_millis(self.body_timeout_ms),
             max_concurrency: self.max_concurrency as usize,
         }
     }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Outcomes of a token request, one per status the endpoint can answer with.
@@ -20,6 +20,50 @@ pub const TOKEN_OUTCOMES: &[&str] = &[
     "not_configured",
     "error",
 ];
+
+/// The route label of requests that matched no route.
+pub const UNMATCHED: &str = "unmatched";
+
+struct RouteHandles {
+    by_class: [IntCounter; 5],
+    duration: Histogram,
+    counts_tokens: bool,
+}
+
+/// Pre-resolved series of the API routes.
+pub struct RouteMetrics {
+    /// The known routes, then [`UNMATCHED`] last.
+    routes: Vec<(&'static str, RouteHandles)>,
+    tokens: Vec<(&'static str, IntCounter)>,
+}
+
+impl RouteMetrics {
+    /// The index of a matched route path, or of [`UNMATCHED`].
+    pub fn index(&self, matched: Option<&str>) -> usize {
+        matched
+            .and_then(|path| self.routes.iter().position(|(route, _)| *route == path))
+            .unwrap_or(self.routes.len() - 1)
+    }
+
+    pub fn counts_tokens(&self, route: usize) -> bool {
+        self.routes[route].1.counts_tokens
+    }
+
+    pub fn observe(&self, route: usize, status: u16, elapsed: Duration) {
+        let handles = &self.routes[route].1;
+        let class = usize::from((status / 100).clamp(1, 5)) - 1;
+        handles.by_class[class].inc();
+        handles.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a finished token request; `outcome` is one of [`TOKEN_OUTCOMES`].
+    pub fn observe_token(&self, outcome: &str) {
+        debug_assert!(TOKEN_OUTCOMES.contains(&outcome), "{outcome}");
+        if let Some((_, counter)) = self.tokens.iter().find(|(o, _)| *o == outcome) {
+            counter.inc();
+        }
+    }
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -177,24 +221,27 @@ impl Metrics {
         }
     }
 
-    pub fn observe_request(&self, route: &str, status: u16, elapsed: Duration) {
-        let class = match status {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
+    /// Handles for the series of `routes` (path, counts token outcomes), resolved once so requests
+    /// never look a label up.
+    pub fn routes(&self, routes: &[(&'static str, bool)]) -> RouteMetrics {
+        let handles = |route: &str, tokens: bool| RouteHandles {
+            by_class: ["1xx", "2xx", "3xx", "4xx", "5xx"]
+                .map(|class| self.http_requests.with_label_values(&[route, class])),
+            duration: self.http_duration.with_label_values(&[route]),
+            counts_tokens: tokens,
         };
-        self.http_requests.with_label_values(&[route, class]).inc();
-        self.http_duration
-            .with_label_values(&[route])
-            .observe(elapsed.as_secs_f64());
-    }
-
-    /// Counts a finished token request; `outcome` is one of [`TOKEN_OUTCOMES`].
-    pub fn observe_token(&self, outcome: &str) {
-        debug_assert!(TOKEN_OUTCOMES.contains(&outcome), "{outcome}");
-        self.tokens.with_label_values(&[outcome]).inc();
+        let mut all: Vec<(&'static str, RouteHandles)> = routes
+            .iter()
+            .map(|&(route, tokens)| (route, handles(route, tokens)))
+            .collect();
+        all.push((UNMATCHED, handles(UNMATCHED, false)));
+        RouteMetrics {
+            routes: all,
+            tokens: TOKEN_OUTCOMES
+                .iter()
+                .map(|outcome| (*outcome, self.tokens.with_label_values(&[outcome])))
+                .collect(),
+        }
     }
 
     pub fn record_reload(&self, success: bool) {
@@ -275,10 +322,17 @@ mod tests {
     #[test]
     fn statuses_map_to_classes() {
         let metrics = Metrics::new();
+        let routes =
+            metrics.routes(&[("/api/livekit/token", true), ("/api/livekit/health", false)]);
+        let token = routes.index(Some("/api/livekit/token"));
+        assert!(routes.counts_tokens(token));
+        assert!(!routes.counts_tokens(routes.index(Some("/api/livekit/health"))));
+        assert_eq!(routes.index(Some("/elsewhere")), routes.index(None));
         for status in [200, 400, 401, 500, 503, 599] {
-            metrics.observe_request("/api/livekit/token", status, Duration::from_millis(1));
+            routes.observe(token, status, Duration::from_millis(1));
         }
-        metrics.observe_token("invalid_request");
+        routes.observe(routes.index(None), 404, Duration::from_millis(1));
+        routes.observe_token("invalid_request");
         let text = metrics.render();
         assert!(text.contains("livekit_sidecar_tokens_total{outcome=\"invalid_request\"} 1"));
         assert!(text.contains(
@@ -286,6 +340,9 @@ mod tests {
         ));
         assert!(text.contains(
             "livekit_sidecar_http_requests_total{route=\"/api/livekit/token\",status_class=\"4xx\"} 2"
+        ));
+        assert!(text.contains(
+            "livekit_sidecar_http_requests_total{route=\"unmatched\",status_class=\"4xx\"} 1"
         ));
     }
 }

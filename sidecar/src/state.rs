@@ -16,8 +16,6 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// How long a client may take to send its body.
     pub body_timeout: Duration,
-    /// Safety net for a whole request (webhooks and JWKS have their own, shorter, timeouts).
-    pub request_timeout: Duration,
     /// Requests handled at once; more are refused with 503 rather than queued without bound.
     pub max_concurrency: usize,
 }
@@ -27,7 +25,6 @@ impl Default for Limits {
         Self {
             max_body_bytes: 16 * 1024,
             body_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
             max_concurrency: 512,
         }
     }

@@ -45,7 +45,8 @@ async fn issues_a_token_with_the_documented_shape() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
-    assert!(response.headers().contains_key("x-request-id"));
+    // Request ids are for error answers (and echoed when the client sends one).
+    assert!(!response.headers().contains_key("x-request-id"));
     let body: Value = response.json().await.unwrap();
     let keys: Vec<&str> = body
         .as_object()
@@ -723,14 +724,14 @@ async fn livekit_standard_token_endpoint() {
 }
 
 /// A client's `x-request-id` is echoed and logged only when short and plain; anything else (too long,
-/// spaces, quotes, bytes outside ASCII) is replaced with a generated id.
+/// spaces, quotes, bytes outside ASCII) is replaced with a generated id on an error answer (401 here).
 #[tokio::test]
 async fn client_request_ids_are_bounded_and_sanitized() {
     let sidecar = TestSidecar::start(input(hs_settings(), hs_keys())).await;
     let echoed = |id: &[u8]| {
         let request = sidecar
             .client
-            .get(format!("{}/api/livekit/health", sidecar.base))
+            .post(format!("{}/api/livekit/token", sidecar.base))
             .header(
                 "x-request-id",
                 reqwest::header::HeaderValue::from_bytes(id).unwrap(),
@@ -751,11 +752,47 @@ async fn client_request_ids_are_bounded_and_sanitized() {
     ] {
         let id = echoed(bad).await;
         assert_ne!(id, bad, "{}", String::from_utf8_lossy(bad));
-        assert_eq!(
-            id.len(),
-            36,
-            "a generated UUID: {}",
+        assert!(
+            !id.is_empty() && id.iter().all(|b| b.is_ascii_hexdigit() || *b == b'-'),
+            "a generated id: {}",
             String::from_utf8_lossy(&id)
         );
     }
+}
+
+#[tokio::test]
+async fn request_ids_mark_errors_and_echo_only_well_formed_client_ids() {
+    let sidecar = sidecar().await;
+    let url = format!("{}/api/livekit/token", sidecar.base);
+    let refused = sidecar.client.post(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let generated = refused.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(!generated.is_empty());
+    let again = sidecar.client.post(&url).send().await.unwrap();
+    assert_ne!(again.headers()["x-request-id"], generated.as_str());
+
+    let echoed = sidecar
+        .client
+        .post(&url)
+        .header("x-request-id", "client-42")
+        .bearer_auth(alice())
+        .json(&json!({"roomId": "64f7b1234567890abcdef123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.status(), 200);
+    assert_eq!(echoed.headers()["x-request-id"], "client-42");
+
+    let odd = "x".repeat(65);
+    let replaced = sidecar
+        .client
+        .post(&url)
+        .header("x-request-id", &odd)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(replaced.headers()["x-request-id"], odd.as_str());
 }

@@ -1,6 +1,6 @@
 //! The HTTP API of `livekit-api.md`, and the probes of the metrics port.
 //!
-//! - [`layers`]: what wraps every API request (concurrency, time bound, metrics, panics);
+//! - [`layers`]: what wraps every API request (concurrency, metrics, request ids on errors, panics);
 //! - [`extract`]: the configured snapshot, the authenticated caller and the JSON body, each rejecting
 //!   with the API error;
 //! - [`token`] and [`info`]: the handlers; [`probes`]: `/livez`, `/readyz`, `/metrics`;
@@ -40,7 +40,13 @@ pub fn api_router(state: AppState) -> Router {
         .route(HEALTH_PATH, get(info::health))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    layers::wrap(routes, state.clone()).with_state(state)
+    let known = [
+        (TOKEN_PATH, true),
+        (TOKEN_SOURCE_PATH, true),
+        (CONNECTION_INFO_PATH, false),
+        (HEALTH_PATH, false),
+    ];
+    layers::wrap(routes, state.clone(), &known).with_state(state)
 }
 
 /// `/livez`, `/readyz` and `/metrics`, on the metrics port.

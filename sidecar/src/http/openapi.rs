@@ -122,7 +122,7 @@ fn not_configured() -> (String, RefOr<Response>) {
 fn unavailable() -> (String, RefOr<Response>) {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
-        "Too many requests in progress, the request took too long, or a dependency needed to decide \
+        "Too many requests in progress, or a dependency needed to decide \
          (caller signing keys from a JWKS URL, the authorization webhook) is unavailable. Retry later.",
     )
 }
