@@ -24,6 +24,9 @@ MODES: dict[str, dict] = {
     "custom-lease": {"leaderElection": {"enabled": True, "leaseName": "lk-lease", "leaseDurationSeconds": 30}},
     "workload-restart": {"rbac": {"create": True, "workloadRestart": True}},
     "namespaced-workload-restart": {"watchNamespace": WATCHED, "rbac": {"create": True, "workloadRestart": True}},
+    "webhook": {"webhook": {"enabled": True}},
+    "webhook-namespaced": {"watchNamespace": WATCHED, "webhook": {"enabled": True, "failurePolicy": "Fail"}},
+    "webhook-cert-manager": {"webhook": {"enabled": True, "certManager": {"enabled": True}}},
 }
 
 
@@ -82,7 +85,7 @@ def test_deployment_is_hardened(render, mode):
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_probes_on_the_metrics_port(render, mode):
     _, c = container(render(MODES[mode]))
-    (port,) = c["ports"]
+    (port,) = [p for p in c["ports"] if p["name"] == "metrics"]
     assert port == {"name": "metrics", "containerPort": 8080, "protocol": "TCP"}
     assert c["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "metrics"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
@@ -154,6 +157,27 @@ def expected_grants(values: dict) -> set[tuple]:
             kind, ns = "Role", NAMESPACE
         else:
             raise AssertionError(f"unknown scope in rbac-calls.yaml: {call}")
+        out.add((kind, ns, call["group"], call["resource"], call["verb"], names))
+    return out | expected_webhook_grants(values)
+
+
+def expected_webhook_grants(values: dict) -> set[tuple]:
+    webhook = values.get("webhook", {})
+    if not webhook.get("enabled"):
+        return set()
+    self_managed = not webhook.get("certManager", {}).get("enabled")
+    watch_ns = values.get("watchNamespace") or ""
+    fixed = {"webhookCertSecret": f"{RELEASE}-webhook-tls", "webhookConfig": RELEASE}
+    out = set()
+    for call in yaml.safe_load((CHART / "rbac-calls.yaml").read_text())["webhook_calls"]:
+        if call["when"] == "self-managed" and not self_managed:
+            continue
+        names = tuple(fixed[n] for n in call.get("resourceNames", []))
+        kind, ns = {
+            "watched": ("Role", watch_ns) if watch_ns else ("ClusterRole", None),
+            "release": ("Role", NAMESPACE),
+            "cluster": ("ClusterRole", None),
+        }[call["scope"]]
         out.add((kind, ns, call["group"], call["resource"], call["verb"], names))
     return out
 
@@ -316,8 +340,13 @@ def test_prometheus_rule_ships_the_plain_rules_file(render):
 
 def test_notes_say_what_to_apply_next(render):
     notes = render().notes
-    for needle in ("kubectl -n default apply -f examples/livekitconfig.yaml", "get lkc", "app-with-sidecar.yaml",
-                   "127.0.0.1:3001", "create secret generic livekit-keys"):
+    for needle in (
+        "kubectl -n default apply -f examples/livekitconfig.yaml",
+        "get lkc",
+        "app-with-sidecar.yaml",
+        "127.0.0.1:3001",
+        "create secret generic livekit-keys",
+    ):
         assert needle in notes, needle
     assert f"kubectl -n {WATCHED} apply" in render(MODES["namespaced"]).notes
 
@@ -326,7 +355,7 @@ def test_every_object_is_in_the_release_namespace_or_cluster_scoped(render):
     for mode, values in MODES.items():
         for d in render(values).docs:
             ns = d["metadata"].get("namespace")
-            if d["kind"] in {"ClusterRole", "ClusterRoleBinding"}:
+            if d["kind"] in {"ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration"}:
                 assert ns is None
             elif d["kind"] in {"Role", "RoleBinding"}:
                 assert ns in {NAMESPACE, values.get("watchNamespace")}, (mode, d["metadata"])
@@ -339,6 +368,9 @@ def test_every_object_is_in_the_release_namespace_or_cluster_scoped(render):
 BAD_VALUES = {
     "unknown top-level key": {"replica": 2},
     "unknown nested key": {"leaderElection": {"enabled": True, "leaseNme": "x"}},
+    "webhook failurePolicy unknown": {"webhook": {"enabled": True, "failurePolicy": "Sometimes"}},
+    "webhook timeout above the API limit": {"webhook": {"enabled": True, "timeoutSeconds": 31}},
+    "webhook issuer kind unknown": {"webhook": {"enabled": True, "certManager": {"issuerRef": {"kind": "Vault", "name": "x"}}}},
     "replicas is a string": {"replicas": "2"},
     "negative replicas": {"replicas": -1},
     "two replicas without leader election": {"replicas": 2, "leaderElection": {"enabled": False}},
@@ -383,3 +415,85 @@ def test_defaults_are_what_values_yaml_says(chart):
     values = chart.values
     assert values == yaml.safe_load((CHART / "values.yaml").read_text())
     assert values["replicas"] == 1 and values["watchNamespace"] == "" and values["leaderElection"]["enabled"] is True
+
+
+# --- the sidecar-injection webhook -------------------------------------------------------------------
+
+
+def webhook_config(rendered) -> dict:
+    (hook,) = rendered.one("MutatingWebhookConfiguration")["webhooks"]
+    return hook
+
+
+def test_webhook_is_off_by_default(render):
+    rendered = render({})
+    assert rendered.all("MutatingWebhookConfiguration") == []
+    assert [s for s in rendered.all("Service") if s["metadata"]["name"].endswith("-webhook")] == []
+    _, c = container(rendered)
+    assert not any(a.startswith("--webhook") for a in c["args"])
+
+
+def test_webhook_cannot_block_unrelated_pods(render):
+    hook = webhook_config(render(MODES["webhook"]))
+    assert hook["failurePolicy"] == "Ignore" and hook["timeoutSeconds"] <= 10
+    assert hook["sideEffects"] == "None" and hook["admissionReviewVersions"] == ["v1"]
+    assert hook["rules"] == [
+        {"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "scope": "Namespaced"}
+    ]
+    (excluded,) = hook["namespaceSelector"]["matchExpressions"]
+    assert excluded["operator"] == "NotIn"
+    assert {"kube-system", "kube-node-lease", NAMESPACE} <= set(excluded["values"]), "never the operator's own pods"
+    objects = {e["key"]: e for e in hook["objectSelector"]["matchExpressions"]}
+    assert objects["livekit.kraken.dev/inject"] == {
+        "key": "livekit.kraken.dev/inject",
+        "operator": "NotIn",
+        "values": ["disabled"],
+    }
+    assert objects["app.kubernetes.io/part-of"]["values"] == ["livekit-operator"]
+    assert "caBundle" not in hook["clientConfig"], "set by the operator; helm upgrade must not reset it"
+    assert hook["clientConfig"]["service"] == {
+        "name": f"{RELEASE}-webhook",
+        "namespace": NAMESPACE,
+        "path": "/mutate",
+        "port": 443,
+    }
+
+
+def test_webhook_namespaced_and_fail_policy(render):
+    hook = webhook_config(render(MODES["webhook-namespaced"]))
+    assert hook["failurePolicy"] == "Fail"
+    assert {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [WATCHED]} in hook["namespaceSelector"][
+        "matchExpressions"
+    ]
+
+
+def test_webhook_self_managed_certificate_flags(render):
+    rendered = render(MODES["webhook"])
+    _, c = container(rendered)
+    assert "--webhook-addr=0.0.0.0:9443" in c["args"]
+    assert f"--webhook-cert-secret={RELEASE}-webhook-tls" in c["args"]
+    assert f"--webhook-config-name={RELEASE}" in c["args"]
+    assert {"name": "webhook", "containerPort": 9443, "protocol": "TCP"} in c["ports"]
+    svc = [s for s in rendered.all("Service") if s["metadata"]["name"] == f"{RELEASE}-webhook"]
+    assert svc and svc[0]["spec"]["ports"][0]["targetPort"] == "webhook"
+    assert rendered.all("Certificate") == []
+
+
+def test_webhook_with_cert_manager(render):
+    rendered = render(MODES["webhook-cert-manager"])
+    dep, c = container(rendered)
+    assert "--webhook-cert-dir=/etc/webhook-tls" in c["args"]
+    assert not any(a.startswith("--webhook-cert-secret") for a in c["args"])
+    cert = rendered.one("Certificate")
+    assert cert["spec"]["secretName"] == f"{RELEASE}-webhook-tls"
+    assert f"{RELEASE}-webhook.{NAMESPACE}.svc" in cert["spec"]["dnsNames"]
+    assert rendered.one("Issuer")["spec"] == {"selfSigned": {}}
+    config = rendered.one("MutatingWebhookConfiguration")
+    assert config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"{NAMESPACE}/{RELEASE}-webhook"
+    (vol,) = dep["spec"]["template"]["spec"]["volumes"]
+    assert vol["secret"]["secretName"] == f"{RELEASE}-webhook-tls" and vol["secret"]["defaultMode"] & 0o007 == 0
+    external = render(
+        {"webhook": {"enabled": True, "certManager": {"enabled": True, "issuerRef": {"kind": "ClusterIssuer", "name": "ca"}}}}
+    )
+    assert external.all("Issuer") == []
+    assert external.one("Certificate")["spec"]["issuerRef"] == {"kind": "ClusterIssuer", "name": "ca"}

@@ -17,6 +17,7 @@ from test_chart import MODES
 # Oldest supported (native sidecars, CEL rules on by default) and the newest the package knows.
 KUBE_VERSIONS = ["1.29.0", kubernetes_validate.latest_version() + ".0"]
 PROMETHEUS_OPERATOR_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+CERT_MANAGER_KINDS = {"Issuer", "Certificate"}  # cert-manager kinds: checked in test_chart.py
 
 
 def validate_k8s(doc: dict, version: str) -> None:
@@ -29,7 +30,7 @@ def test_rendered_manifests_match_the_kubernetes_schemas(render, mode, version):
     rendered = render(MODES[mode])
     checked = 0
     for doc in rendered.docs:
-        if doc["kind"] in PROMETHEUS_OPERATOR_KINDS:
+        if doc["kind"] in PROMETHEUS_OPERATOR_KINDS | CERT_MANAGER_KINDS:
             continue  # not a Kubernetes kind: checked field by field in test_chart.py
         validate_k8s(doc, version)
         checked += 1
