@@ -90,6 +90,10 @@ pub struct ServeArgs {
     /// How often the config directory is re-checked in case a file event was missed, in seconds.
     #[arg(long, env = "SIDECAR_RELOAD_CHECK_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub reload_check_seconds: u64,
+    /// Watch the config directory for file events (`false`: the re-check timer alone, e.g. on a file
+    /// system without inotify).
+    #[arg(long, env = "SIDECAR_WATCH_CONFIG_DIR", default_value_t = true, action = clap::ArgAction::Set)]
+    pub watch_config_dir: bool,
 }
 
 impl ServeArgs {

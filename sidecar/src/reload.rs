@@ -59,7 +59,8 @@ pub fn spawn(
     let (tx, mut rx) = mpsc::channel::<Trigger>(16);
 
     // Keep the watcher alive as long as the task runs.
-    let watcher = args.config_dir.as_ref().and_then(|dir| {
+    let watched = args.config_dir.as_ref().filter(|_| args.watch_config_dir);
+    let watcher = watched.and_then(|dir| {
         let tx = tx.clone();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             if event.is_ok() {

@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use common::*;
 use livekit_contract::{AuthorizationMode, WebhookAuthorization};
@@ -179,7 +180,7 @@ async fn answers_are_cached_per_caller_and_room() {
 #[tokio::test]
 async fn excess_concurrency_is_refused_not_queued() {
     let hook = Webhook::default();
-    let (sidecar, _server) = with_webhook(&hook, 2000, 0, &["--max-concurrency", "1"]).await;
+    let (sidecar, _server) = with_webhook(&hook, 10_000, 0, &["--max-concurrency", "1"]).await;
     let held = {
         let client = sidecar.client.clone();
         let url = format!("{}/api/livekit/token", sidecar.base);
@@ -194,7 +195,16 @@ async fn excess_concurrency_is_refused_not_queued() {
                 .status()
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The held request is in its webhook call, so it holds the only slot until released: wait for
+    // that, not for a guessed time (the deadline only stops a hang).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while hook.calls.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the held request never reached the webhook"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(
         sidecar.get("/api/livekit/health", None).await,
         (
@@ -202,6 +212,7 @@ async fn excess_concurrency_is_refused_not_queued() {
             nest(503, json!("Too many requests in progress, please retry"))
         )
     );
+    hook.release.notify_one();
     assert_eq!(held.await.unwrap(), 200);
     assert_eq!(sidecar.get("/api/livekit/health", None).await.0, 200);
 }

@@ -280,13 +280,15 @@ pub fn jwks_document(keys: &[&str]) -> Value {
 /// | `huge-` | 200 `{"allow": true, "pad": …}` far over the answer bound |
 /// | `stall-` | 200 whose body starts `{"allow": tr` and never finishes |
 /// | `slow-` | 204 after two seconds |
-/// | `held-` | 204 after 700 ms |
+/// | `held-` | 204 once the test calls `release.notify_one()` |
 /// | anything else | 500 |
 #[derive(Clone, Default)]
 pub struct Webhook {
     pub calls: Arc<AtomicUsize>,
     pub redirected_calls: Arc<AtomicUsize>,
     pub last_body: Arc<Mutex<Option<Value>>>,
+    /// Lets a `held-` call answer: the test decides when, instead of racing a timer.
+    pub release: Arc<tokio::sync::Notify>,
 }
 
 impl Webhook {
@@ -339,7 +341,7 @@ impl Webhook {
                                 status(204).into_response()
                             }
                             "held" => {
-                                tokio::time::sleep(Duration::from_millis(700)).await;
+                                hook.release.notified().await;
                                 status(204).into_response()
                             }
                             _ => status(500).into_response(),
