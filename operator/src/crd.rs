@@ -569,8 +569,9 @@ pub struct LiveKitConfigStatus {
     /// Name of the owned ConfigMap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_name: Option<String>,
-    /// SHA-256 (hex, first 16 characters) of the rendered Secret and ConfigMap data. Put it in a pod
-    /// template annotation to restart pods when the configuration changes.
+    /// SHA-256 (hex, first 16 characters) of the non-secret configuration: the rendered settings, the
+    /// API key ids and the names of the Secret's keys, never a secret value. Put it in a pod template
+    /// annotation to restart pods when the configuration changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
     /// The LiveKit API key the sidecar signs with (never the secret).

@@ -460,7 +460,18 @@ pub fn desired(config: &LiveKitConfig, inputs: &Inputs) -> Result<Desired, Probl
         secret_data.insert(k.into(), v);
     }
     let settings_yaml = settings.to_yaml();
-    let config_hash = hash(&settings_yaml, &secret_data);
+    let key_ids: Vec<&str> = keys
+        .state
+        .keys_file_pairs()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let config_hash = hash(
+        &settings_yaml,
+        keys.signing().key.as_str(),
+        &key_ids,
+        secret_data.keys().map(String::as_str),
+    );
 
     let secret_annotations = record::annotations(&keys.state);
 
@@ -501,17 +512,28 @@ pub fn desired(config: &LiveKitConfig, inputs: &Inputs) -> Result<Desired, Probl
     })
 }
 
-/// First 16 hex characters of SHA-256 over the settings file and the Secret data, in key order.
-pub fn hash(settings_yaml: &str, secret_data: &BTreeMap<String, String>) -> String {
+/// First 16 hex characters of SHA-256 over non-secret data only: the settings file, the signing key
+/// id, the key ids in `keys.yaml` and the names of the Secret's keys. Status is readable by anyone
+/// who can read the config, so a hash over secret values would let them test guesses offline.
+pub fn hash<'a>(
+    settings_yaml: &str,
+    signing_key: &str,
+    key_ids: &[&str],
+    secret_keys: impl Iterator<Item = &'a str>,
+) -> String {
     let mut h = Sha256::new();
     h.update(keys::SETTINGS.as_bytes());
     h.update([0]);
     h.update(settings_yaml.as_bytes());
-    for (k, v) in secret_data {
-        h.update([0]);
+    h.update([0]);
+    h.update(signing_key.as_bytes());
+    for id in key_ids {
+        h.update([1]);
+        h.update(id.as_bytes());
+    }
+    for k in secret_keys {
+        h.update([2]);
         h.update(k.as_bytes());
-        h.update([0]);
-        h.update(v.as_bytes());
     }
     let digest = h.finalize();
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()

@@ -424,3 +424,31 @@ fn debug_output_never_carries_secret_values() {
     }
     assert!(text.contains("livekit-keys") && text.contains("api-secret"));
 }
+
+#[test]
+fn config_hash_covers_key_ids_and_settings_but_no_secret_value() {
+    let hash_of = |key: &str, secret: &str, spec: &str| {
+        desired::desired(
+            &config("c", spec),
+            &inputs(Some(livekit_keys(key, secret)), None, None),
+        )
+        .unwrap()
+        .config_hash
+    };
+    let a = "a-source-secret-of-at-least-32-characters";
+    let b = "b-source-secret-of-at-least-32-characters";
+    // Anyone who reads status must not be able to test a guess of the secret against it.
+    assert_eq!(
+        hash_of("APIk", a, SECRET_REF_SPEC),
+        hash_of("APIk", b, SECRET_REF_SPEC)
+    );
+    assert_ne!(
+        hash_of("APIk", a, SECRET_REF_SPEC),
+        hash_of("APIother", a, SECRET_REF_SPEC)
+    );
+    let other_region = SECRET_REF_SPEC.replace("eu-west-1", "us-east-1");
+    assert_ne!(
+        hash_of("APIk", a, SECRET_REF_SPEC),
+        hash_of("APIk", a, &other_region)
+    );
+}
