@@ -24,6 +24,7 @@ VARIANTS: dict[str, dict] = {
     "namespaced": {"watchNamespace": "apps"},
     "ha-replicas-2": {"replicas": 2},
     "service-monitor": {"metrics": {"serviceMonitor": {"enabled": True}}},
+    "webhook": {"webhook": {"enabled": True}},
     "hardened": {
         "image": {"digest": DIGEST, "pullPolicy": "Always"},
         "networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["10.96.0.1/32", "172.18.0.2/32"]}},
@@ -132,6 +133,13 @@ def test_network_policy_allows_only_the_operator_traffic(render):
     assert [p["port"] for p in api["ports"]] == [443, 6443]
     assert api["to"] == [{"ipBlock": {"cidr": "10.96.0.1/32"}}, {"ipBlock": {"cidr": "172.18.0.2/32"}}]
     assert [p["port"] for p in livekit["ports"]] == [443, 7880] and "to" not in livekit
+
+
+def test_network_policy_lets_the_api_server_call_the_webhook(render):
+    values = {"networkPolicy": {"enabled": True}, "webhook": {"enabled": True}}
+    metrics, webhook = render(values).one("NetworkPolicy")["spec"]["ingress"]
+    assert metrics["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert webhook == {"ports": [{"port": "webhook", "protocol": "TCP"}]}
 
 
 def test_network_policy_without_livekit_egress(render):
