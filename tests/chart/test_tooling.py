@@ -132,3 +132,14 @@ def test_markdown_links_stay_in_the_repository_and_resolve():
             if not path.is_relative_to(ROOT) or not path.exists():
                 broken.append(f"{doc.relative_to(ROOT)}: {target}")
     assert not broken, broken
+
+
+def test_architecture_names_only_paths_that_exist():
+    """ARCHITECTURE.md names crates, modules and tests by path; a rename must update it."""
+    import re
+
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    paths = set(re.findall(r"`((?:contract|sidecar|operator|tests|crds|scripts)/[^`\s]*)`", text))
+    assert len(paths) > 40, paths
+    missing = sorted(p for p in paths if not (ROOT / p.rstrip("/")).exists())
+    assert not missing, missing
