@@ -84,7 +84,7 @@ pub struct ServeArgs {
     /// Bound on one probe of the LiveKit server, in milliseconds.
     #[arg(long, env = "SIDECAR_LIVEKIT_PROBE_TIMEOUT_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub livekit_probe_timeout_ms: u64,
-    /// Whether an unreachable LiveKit server makes health `unhealthy` and /readyz fail.
+    /// Whether an unreachable LiveKit server makes health `unhealthy` (/readyz never depends on it).
     #[arg(long, env = "SIDECAR_UNREACHABLE_IS_UNHEALTHY", default_value_t = true, action = clap::ArgAction::Set)]
     pub unreachable_is_unhealthy: bool,
     /// How often the config directory is re-checked in case a file event was missed, in seconds.

@@ -41,7 +41,7 @@ pub struct ProbeSettings {
     /// Zero turns probing off; health then rests on configuration alone.
     pub interval: Duration,
     pub timeout: Duration,
-    /// Whether an unreachable (or not yet probed) server makes health `unhealthy` and `/readyz` fail.
+    /// Whether an unreachable (or not yet probed) server makes health `unhealthy` (never `/readyz`).
     pub unreachable_is_unhealthy: bool,
 }
 

@@ -206,12 +206,16 @@ async fn excess_concurrency_is_refused_not_queued() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(
-        sidecar.get("/api/livekit/health", None).await,
+        sidecar
+            .get("/api/livekit/connection-info", Some(&caller()))
+            .await,
         (
             503,
             nest(503, json!("Too many requests in progress, please retry"))
         )
     );
+    // Health takes no slot: a busy sidecar is not reported down.
+    assert_eq!(sidecar.get("/api/livekit/health", None).await.0, 200);
     hook.release.notify_one();
     assert_eq!(held.await.unwrap(), 200);
     assert_eq!(sidecar.get("/api/livekit/health", None).await.0, 200);

@@ -104,7 +104,13 @@ where
         };
         // Requests with a body take their slot once the body is in (see the token handlers), so clients
         // that trickle bodies cannot hold every slot; they are bounded by the body timeout instead.
-        let permit = if request.method() == Method::POST {
+        // Health answers from a cached value and must keep answering when every slot is taken, so a
+        // busy sidecar is not reported down.
+        let health = request
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|p| p.as_str() == super::HEALTH_PATH);
+        let permit = if request.method() == Method::POST || health {
             Ok(None)
         } else {
             self.state.try_enter().map(Some)
