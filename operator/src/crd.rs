@@ -561,7 +561,10 @@ pub struct LiveKitConfigStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Conditions; `Ready` says whether the sidecar can start from what was written.
+    // A map keyed by `type`, as metav1.Condition lists are, so server-side apply merges conditions
+    // of different writers by type instead of replacing the whole list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// Name of the owned Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -409,3 +409,16 @@ fn examples_are_accepted_by_the_schema() {
             .unwrap_or_else(|e| panic!("{file}: {e}"));
     }
 }
+
+#[test]
+fn conditions_are_a_map_keyed_by_type() {
+    let schema = common::schema::schema();
+    let conditions = &schema["properties"]["status"]["properties"]["conditions"];
+    assert_eq!(conditions["x-kubernetes-list-type"], "map");
+    assert_eq!(
+        conditions["x-kubernetes-list-map-keys"],
+        serde_json::json!(["type"])
+    );
+    let required = conditions["items"]["required"].as_array().unwrap();
+    assert!(required.contains(&serde_json::json!("type")));
+}
