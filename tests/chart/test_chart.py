@@ -248,6 +248,13 @@ def test_lease_permissions_only_with_leader_election(render):
     assert lease_rules(MODES["namespaced-no-leader-election"]) == []
 
 
+def test_recreate_strategy_without_leader_election(render):
+    # Two operators writing at once is only safe behind a Lease: without one the old pod stops
+    # before the new one starts.
+    assert render(MODES["no-leader-election"]).one("Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    assert "strategy" not in render({}).one("Deployment")["spec"]
+
+
 def test_workload_permissions_only_when_enabled(render):
     def workload_rules(values):
         return {g[2:5] for g in granted(render(values)) if g[2] == "apps"}
