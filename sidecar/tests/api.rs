@@ -796,3 +796,27 @@ async fn request_ids_mark_errors_and_echo_only_well_formed_client_ids() {
         .unwrap();
     assert_ne!(replaced.headers()["x-request-id"], odd.as_str());
 }
+
+/// A `Content-Encoding` the sidecar does not decode is refused with 415, never read as plain JSON.
+#[tokio::test]
+async fn undecoded_content_encodings_are_refused() {
+    let sidecar = TestSidecar::start(input(hs_settings(), hs_keys())).await;
+    let caller = hs_token(&caller_claims("alice", &["JOIN_CHANNEL"]));
+    let post = |encoding: Option<&'static str>| {
+        let mut request = sidecar
+            .client
+            .post(format!("{}/api/livekit/token", sidecar.base))
+            .bearer_auth(&caller)
+            .header("content-type", "application/json")
+            .body(r#"{"roomId":"r"}"#);
+        if let Some(encoding) = encoding {
+            request = request.header("content-encoding", encoding);
+        }
+        async move { read(request.send().await.unwrap()).await.0 }
+    };
+    assert_eq!(post(None).await, 200);
+    assert_eq!(post(Some("identity")).await, 200);
+    for encoding in ["gzip", "deflate", "br", "x-unknown", "identity, gzip"] {
+        assert_eq!(post(Some(encoding)).await, 415, "{encoding}");
+    }
+}

@@ -110,7 +110,7 @@ async fn read_json_object(
     limits: &Limits,
 ) -> Result<Map<String, Value>, ApiError> {
     let (parts, body) = request.into_parts();
-    if !is_json(&parts.headers) {
+    if !is_json(&parts.headers) || !is_identity_encoded(&parts.headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
     let limit = limits.max_body_bytes;
@@ -148,6 +148,21 @@ async fn read_json_object(
             "Request body is not valid JSON: {error}"
         ))),
     }
+}
+
+/// No `Content-Encoding`, or only `identity`. The sidecar decodes no encoding, and reading a `gzip`
+/// body as plain would be a guess a proxy in front may not share: anything else is refused (415).
+fn is_identity_encoded(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .all(|value| {
+            value.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .all(|coding| coding.is_empty() || coding.eq_ignore_ascii_case("identity"))
+            })
+        })
 }
 
 /// `application/json` or any `+json` type, in UTF-8 if a charset is named.
