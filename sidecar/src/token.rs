@@ -6,8 +6,6 @@ use std::collections::BTreeMap;
 use jsonwebtoken::{EncodingKey, Header};
 use livekit_contract::TokenSettings;
 use serde::Serialize;
-use time::OffsetDateTime;
-use time::macros::format_description;
 
 use livekit_contract::Secret;
 
@@ -97,15 +95,32 @@ pub fn claims_for(
     }
 }
 
-/// `2024-01-01T14:00:00.000Z`, as the spec's `expiresAt`.
+/// `2024-01-01T14:00:00.000Z`, as the spec's `expiresAt`. Written out by hand (days to civil date,
+/// H. Hinnant's algorithm): a general formatter parsing a format description costs more than the rest
+/// of the response body. Years past 9999 are clamped, as ISO 8601 without extension allows no more.
 pub fn iso8601_millis(unix_seconds: u64) -> String {
-    let format =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    i64::try_from(unix_seconds)
-        .ok()
-        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
-        .and_then(|t| t.format(format).ok())
-        .unwrap_or_else(|| "9999-12-31T23:59:59.999Z".into())
+    const MAX: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    if unix_seconds > MAX {
+        return "9999-12-31T23:59:59.999Z".into();
+    }
+    let (days, secs) = (unix_seconds / 86_400, unix_seconds % 86_400);
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    let (hour, minute, second) = (secs / 3_600, secs / 60 % 60, secs % 60);
+    let mut out = String::with_capacity(24);
+    use std::fmt::Write;
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.000Z"
+    );
+    out
 }
 
 /// Signs tokens with one API key and secret.
@@ -240,5 +255,20 @@ mod tests {
     fn expiry_is_formatted_with_milliseconds() {
         assert_eq!(iso8601_millis(1_704_117_600), "2024-01-01T14:00:00.000Z");
         assert_eq!(iso8601_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601_millis(951_782_400), "2000-02-29T00:00:00.000Z");
+        assert_eq!(iso8601_millis(4_107_542_399), "2100-02-28T23:59:59.000Z");
+        assert_eq!(iso8601_millis(253_402_300_799), "9999-12-31T23:59:59.000Z");
+        assert_eq!(iso8601_millis(u64::MAX), "9999-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn expiry_matches_a_general_formatter() {
+        let format =
+            time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000Z");
+        // Every day boundary and odd second across four centuries, in strides.
+        for unix in (0..253_402_300_799u64).step_by(86_399 * 37) {
+            let t = time::OffsetDateTime::from_unix_timestamp(unix as i64).unwrap();
+            assert_eq!(iso8601_millis(unix), t.format(format).unwrap(), "{unix}");
+        }
     }
 }
