@@ -28,6 +28,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::{debug, info, warn};
 
+/// Event reasons and actions recorded by the reconciler, besides the `Ready` problem reasons
+/// ([`Reason`]) and the rotation phases, which carry their own names.
+pub mod event {
+    /// Reason: the owned objects were created.
+    pub const CREATED: &str = "Created";
+    /// Reason: the owned objects were brought up to date.
+    pub const UPDATED: &str = "Updated";
+    /// Reason: the workload was restarted to load a new `keys.yaml`.
+    pub const RESTARTED: &str = "Restarted";
+    /// Action: a reconcile that found a problem.
+    pub const RECONCILE: &str = "Reconcile";
+    /// Action: applying the owned objects.
+    pub const APPLY: &str = "Apply";
+    /// Action: a rotation step.
+    pub const ROTATE: &str = "Rotate";
+}
+
 /// How often an unchanged, healthy config is looked at again (drift repair without an event).
 pub const RESYNC: Duration = Duration::from_secs(3600);
 
@@ -306,7 +323,7 @@ async fn reconcile_config(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Resu
                     &config,
                     EventType::Warning,
                     problem.reason.as_str(),
-                    "Reconcile",
+                    event::RECONCILE,
                     problem.message.clone(),
                 )
                 .await;
@@ -342,8 +359,8 @@ async fn reconcile_config(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Resu
             &ctx,
             &config,
             EventType::Normal,
-            "Restarted",
-            "Rotate",
+            event::RESTARTED,
+            event::ROTATE,
             format!(
                 "restarted livekit-server to load keys.yaml {}",
                 desired.keys_hash
@@ -414,13 +431,17 @@ async fn apply_owned(
     }
     if !changes.is_empty() {
         let created = existing_secret.is_none() && existing_config_map.is_none();
-        let reason = if created { "Created" } else { "Updated" };
+        let reason = if created {
+            event::CREATED
+        } else {
+            event::UPDATED
+        };
         publish(
             ctx,
             config,
             EventType::Normal,
             reason,
-            "Apply",
+            event::APPLY,
             format!(
                 "{} {owned} (config hash {})",
                 changes.join(", "),
@@ -468,7 +489,7 @@ async fn rotation_events(ctx: &Context, config: &LiveKitConfig, desired: &Desire
             config,
             EventType::Normal,
             phase.as_str(),
-            "Rotate",
+            event::ROTATE,
             note,
         )
         .await;
@@ -482,7 +503,7 @@ async fn rotation_events(ctx: &Context, config: &LiveKitConfig, desired: &Desire
             config,
             EventType::Warning,
             rotation::REASON_DEADLINE,
-            "Rotate",
+            event::ROTATE,
             c.message.clone(),
         )
         .await;
@@ -511,7 +532,7 @@ async fn apply_failed(
             config,
             EventType::Warning,
             Reason::ApplyFailed.as_str(),
-            "Apply",
+            event::APPLY,
             problem.message,
         )
         .await;
