@@ -20,6 +20,18 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// LiveKit's default limit on participant identities (and room and participant names).
 pub const MAX_IDENTITY_CHARS: usize = 256;
 
+/// The rule for identities, room and participant names, whether they come from a request body or a
+/// caller token: not blank, within LiveKit's length limit, no control characters.
+pub fn usable_text(s: &str) -> bool {
+    !s.trim().is_empty() && s.chars().count() <= MAX_IDENTITY_CHARS && !has_control_chars(s)
+}
+
+/// Control characters (C0, DEL, C1) have no place in identities or names: they break logs and
+/// headers downstream.
+pub fn has_control_chars(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
 /// Why a caller was refused, as a small closed set: safe for a message and for a metrics label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
@@ -36,6 +48,7 @@ pub enum AuthFailure {
     MissingClaim(&'static str),
     CriticalHeader,
     NoIdentity,
+    UnusableName,
 }
 
 impl AuthFailure {
@@ -55,6 +68,7 @@ impl AuthFailure {
             Self::MissingClaim(_) => "missing_claim",
             Self::CriticalHeader => "critical_header",
             Self::NoIdentity => "no_identity",
+            Self::UnusableName => "unusable_name",
         }
     }
 }
@@ -74,6 +88,7 @@ impl fmt::Display for AuthFailure {
             Self::MissingClaim(claim) => write!(f, "Token is missing the required claim {claim}"),
             Self::CriticalHeader => f.write_str("Token has critical header parameters"),
             Self::NoIdentity => f.write_str("Token has no usable identity claim"),
+            Self::UnusableName => f.write_str("Token name claim is not usable"),
         }
     }
 }
@@ -348,14 +363,15 @@ impl CallerVerifier {
         let identity = claims
             .get(&self.identity_claim)
             .and_then(Value::as_str)
-            .filter(|s| !s.trim().is_empty() && s.chars().count() <= MAX_IDENTITY_CHARS)
+            .filter(|s| usable_text(s))
             .ok_or(AuthFailure::NoIdentity)?
             .to_owned();
-        let name = claims
-            .get(&self.name_claim)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty() && s.chars().count() <= MAX_IDENTITY_CHARS)
-            .map(str::to_owned);
+        // A name that breaks the rules is refused, not dropped: the caller's token is wrong, and a
+        // silent fallback would hide it.
+        let name = match claims.get(&self.name_claim).and_then(Value::as_str) {
+            Some(name) if !usable_text(name) => return Err(AuthFailure::UnusableName),
+            name => name.map(str::to_owned),
+        };
         Ok(Caller {
             subject,
             identity,

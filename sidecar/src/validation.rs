@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 
-use crate::auth::MAX_IDENTITY_CHARS;
+use crate::auth::{MAX_IDENTITY_CHARS, has_control_chars};
 
 /// A validated token request, from either endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -274,7 +274,7 @@ fn check_text(s: &str, field: &str, livekit_name: &str, errors: &mut Vec<String>
             "{field} must be shorter than or equal to {MAX_IDENTITY_CHARS} characters (LiveKit's {livekit_name} limit)"
         ));
     }
-    if s.chars().any(char::is_control) {
+    if has_control_chars(s) {
         errors.push(format!("{field} must not contain control characters"));
     }
 }

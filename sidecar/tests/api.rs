@@ -314,6 +314,22 @@ async fn caller_authentication_failures_are_401() {
             Some(format!("Bearer {}", "a".repeat(9000))),
             "Invalid token",
         ),
+        // Identity and name from the caller token follow the rules of request fields.
+        (
+            Some(format!(
+                "Bearer {}",
+                hs_token(&caller_claims("alice\r\nadmin", &["JOIN_CHANNEL"]))
+            )),
+            "Token has no usable identity claim",
+        ),
+        (
+            Some(format!("Bearer {}", {
+                let mut claims = caller_claims("alice", &["JOIN_CHANNEL"]);
+                claims["name"] = json!("Alice\u{1b}[2J");
+                hs_token(&claims)
+            })),
+            "Token name claim is not usable",
+        ),
     ];
     for (header, message) in cases {
         let mut request = sidecar

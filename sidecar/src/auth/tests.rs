@@ -43,6 +43,7 @@ fn reasons_are_distinct() {
         AuthFailure::MissingClaim("sub"),
         AuthFailure::CriticalHeader,
         AuthFailure::NoIdentity,
+        AuthFailure::UnusableName,
     ];
     let reasons: std::collections::HashSet<_> = all.iter().map(|f| f.reason()).collect();
     assert_eq!(reasons.len(), all.len());
@@ -186,5 +187,42 @@ async fn tampered_and_foreign_tokens_are_refused() {
         &format!("{token}.x"),
     ] {
         assert!(verifier.verify(junk).await.is_err(), "{junk}");
+    }
+}
+
+#[tokio::test]
+async fn caller_identity_and_name_follow_the_request_field_rules() {
+    let exp = now() + 600;
+    let with = |extra: serde_json::Value| {
+        let mut claims = serde_json::json!({"iss": "https://auth.example.com", "aud": "kraken", "sub": "u1", "exp": exp});
+        for (k, v) in extra.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        claims
+    };
+    assert_eq!(
+        refused(with(serde_json::json!({"name": "Alice Ünal"}))).await,
+        None
+    );
+    // The identity defaults to `sub`: a control character there would reach the LiveKit token.
+    for sub in ["u1\n", "u\u{0}1", "u1\u{7f}", "u1\u{85}", "\t"] {
+        assert_eq!(
+            refused(with(serde_json::json!({ "sub": sub }))).await,
+            Some(AuthFailure::NoIdentity),
+            "sub {sub:?}"
+        );
+    }
+    // A name is refused by the same rule rather than silently dropped or passed on.
+    for name in [
+        "Alice\r\nX-Injected: 1",
+        "A\u{1b}[31m",
+        " ",
+        &"n".repeat(MAX_IDENTITY_CHARS + 1),
+    ] {
+        assert_eq!(
+            refused(with(serde_json::json!({ "name": name }))).await,
+            Some(AuthFailure::UnusableName),
+            "name {name:?}"
+        );
     }
 }
