@@ -29,6 +29,9 @@ pub mod limits {
     pub const MAX_URL: usize = 2048;
     /// Shortest HMAC secret accepted for caller tokens (RFC 7518 asks for at least the hash size).
     pub const MIN_HMAC_SECRET_BYTES: usize = 32;
+    /// Shortest LiveKit API secret: livekit-server refuses shorter ones outside its `--dev` mode, so a
+    /// sidecar signing with one would issue tokens no production server accepts.
+    pub const MIN_LIVEKIT_SECRET_CHARS: usize = 32;
 }
 
 /// Everything the sidecar needs besides secrets.

@@ -37,7 +37,7 @@ async fn rotated_credentials_reach_new_tokens_promptly() {
     let settings = hs_settings();
     kubelet_write(
         dir.path(),
-        &dir_files(&settings, "APIold", "old-secret-0123456789"),
+        &dir_files(&settings, "APIold", "old-secret-0123456789abcdefghijklmnop"),
     );
     let sidecar = TestSidecar::start_dir(dir.path(), &[]).await;
     let (status, body) = sidecar
@@ -47,12 +47,12 @@ async fn rotated_credentials_reach_new_tokens_promptly() {
     assert!(verifies_with(
         body["token"].as_str().unwrap(),
         "APIold",
-        "old-secret-0123456789"
+        "old-secret-0123456789abcdefghijklmnop"
     ));
 
     kubelet_write(
         dir.path(),
-        &dir_files(&settings, "APInew", "new-secret-0123456789"),
+        &dir_files(&settings, "APInew", "new-secret-0123456789abcdefghijklmnop"),
     );
     let swapped = Instant::now();
     loop {
@@ -62,11 +62,15 @@ async fn rotated_credentials_reach_new_tokens_promptly() {
         assert_eq!(status, 200, "{body}");
         let token = body["token"].as_str().unwrap();
         if token_issuer(token) == "APInew" {
-            assert!(verifies_with(token, "APInew", "new-secret-0123456789"));
+            assert!(verifies_with(
+                token,
+                "APInew",
+                "new-secret-0123456789abcdefghijklmnop"
+            ));
             break;
         }
         assert!(
-            verifies_with(token, "APIold", "old-secret-0123456789"),
+            verifies_with(token, "APIold", "old-secret-0123456789abcdefghijklmnop"),
             "a token mixed old and new"
         );
         // Typically well under a second (debounce + reload); the bound only stops a broken reload
@@ -90,11 +94,15 @@ async fn a_bad_update_keeps_the_last_good_configuration() {
     let settings = hs_settings();
     kubelet_write(
         dir.path(),
-        &dir_files(&settings, "APIgood", "good-secret-0123456789"),
+        &dir_files(
+            &settings,
+            "APIgood",
+            "good-secret-0123456789abcdefghijklmnop",
+        ),
     );
     let sidecar = TestSidecar::start_dir(dir.path(), &[]).await;
 
-    let mut broken = dir_files(&settings, "APIbad", "bad-secret-0123456789");
+    let mut broken = dir_files(&settings, "APIbad", "bad-secret-0123456789abcdefghijklmnop");
     broken[0].1 = "serverUrl: ftp://nowhere\nauth:\n  algorithms: [HS256]\n".into();
     kubelet_write(dir.path(), &broken);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -116,7 +124,7 @@ async fn a_bad_update_keeps_the_last_good_configuration() {
     assert!(verifies_with(
         body["token"].as_str().unwrap(),
         "APIgood",
-        "good-secret-0123456789"
+        "good-secret-0123456789abcdefghijklmnop"
     ));
     assert_eq!(
         sidecar.get("/api/livekit/health", None).await,
@@ -131,7 +139,7 @@ async fn the_timer_reloads_with_the_watcher_off() {
     let settings = hs_settings();
     kubelet_write(
         dir.path(),
-        &dir_files(&settings, "APIone", "one-secret-0123456789"),
+        &dir_files(&settings, "APIone", "one-secret-0123456789abcdefghijklmnop"),
     );
     let sidecar = TestSidecar::start_dir(
         dir.path(),
@@ -140,7 +148,7 @@ async fn the_timer_reloads_with_the_watcher_off() {
     .await;
     kubelet_write(
         dir.path(),
-        &dir_files(&settings, "APItwo", "two-secret-0123456789"),
+        &dir_files(&settings, "APItwo", "two-secret-0123456789abcdefghijklmnop"),
     );
     // Waits for the reload to be observed; the deadline only stops a broken timer from hanging the
     // test, generous for a loaded machine (the timer fires every second).

@@ -657,6 +657,14 @@ fn invalid_configuration_exits_2_naming_the_field() {
             with(env_base(), &[("SIDECAR_AUTHZ_MODE", "Webhook")]),
             &["authorization.webhook"],
         ),
+        (
+            "api secret shorter than livekit-server accepts",
+            with(
+                env_base(),
+                &[("LIVEKIT_API_SECRET", "only-31-characters-long-secret!")],
+            ),
+            &["LIVEKIT_API_SECRET", "livekit-server refuses"],
+        ),
     ];
     for (what, env, names) in &env_cases {
         assert_refused(what, &serve, env, names);
@@ -670,7 +678,11 @@ fn invalid_configuration_exits_2_naming_the_field() {
     )
     .unwrap();
     std::fs::write(dir.path().join(keys::API_KEY), "APIk").unwrap();
-    std::fs::write(dir.path().join(keys::API_SECRET), "s").unwrap();
+    std::fs::write(
+        dir.path().join(keys::API_SECRET),
+        "dir-api-secret-of-at-least-32-characters",
+    )
+    .unwrap();
     let dir_arg = dir.path().to_str().expect("a UTF-8 temp path");
     let mut args = vec!["--config-dir", dir_arg];
     args.extend_from_slice(&serve);

@@ -62,7 +62,10 @@ fn sighup_reloads_the_environment_source() {
         &[
             ("LIVEKIT_SERVER_URL", "ws://127.0.0.1:7880"),
             ("LIVEKIT_API_KEY", "APIsighup"),
-            ("LIVEKIT_API_SECRET", "sighup-secret-0123456789"),
+            (
+                "LIVEKIT_API_SECRET",
+                "sighup-secret-0123456789abcdefghijklmnop",
+            ),
             ("SIDECAR_AUTH_ALGORITHMS", "RS256"),
             ("SIDECAR_AUTH_PUBLIC_KEYS_FILE", keys.to_str().unwrap()),
         ],

@@ -21,8 +21,9 @@ pub mod workload;
 use crate::credentials::{ApiCredentials, truncate};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-/// LiveKit refuses (outside `--dev`) to start with an API secret shorter than this.
-pub const MIN_LIVEKIT_SECRET_CHARS: usize = 32;
+/// LiveKit refuses (outside `--dev`) to start with an API secret shorter than this; the sidecar
+/// enforces the same minimum.
+pub use livekit_contract::limits::MIN_LIVEKIT_SECRET_CHARS;
 
 /// The phase of the latest rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

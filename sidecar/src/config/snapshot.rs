@@ -40,6 +40,7 @@ impl Snapshot {
         if credentials.api_secret.expose().is_empty() {
             return Err(field_error(keys::API_SECRET, "must not be empty"));
         }
+        check_api_secret_length(&input.source, credentials.api_secret.expose())?;
 
         let jwks = match &settings.auth.jwks_url {
             Some(url) => Some(reuse_or_new_jwks(url, previous)?),
@@ -47,14 +48,7 @@ impl Snapshot {
         };
         let verifier =
             CallerVerifier::new(&settings.auth, &input.caller_keys, jwks).map_err(|error| {
-                let file = error.field();
-                let field = match input.source {
-                    Source::Env => ENV_VARS
-                        .iter()
-                        .find(|(_, f)| *f == file)
-                        .map_or(file.to_owned(), |(var, _)| (*var).to_owned()),
-                    _ => file.to_owned(),
-                };
+                let field = source_field(&input.source, error.field());
                 ConfigError::KeyMaterial { field, error }
             })?;
         let authorizer = Authorizer::new(&settings.authorization)
@@ -75,6 +69,35 @@ impl Snapshot {
     pub fn is_configured(&self) -> bool {
         self.service.is_some()
     }
+}
+
+/// The name a source gives a Secret key: its environment variable, or the file name.
+fn source_field(source: &Source, file: &str) -> String {
+    match source {
+        Source::Env => ENV_VARS
+            .iter()
+            .find(|(_, f)| *f == file)
+            .map_or(file.to_owned(), |(var, _)| (*var).to_owned()),
+        _ => file.to_owned(),
+    }
+}
+
+/// livekit-server refuses API secrets shorter than 32 characters outside its dev mode, so outside the
+/// sidecar's `--dev` (which signs with livekit-server's dev credentials) a shorter one is a mistake
+/// that would only show when every client fails to connect.
+fn check_api_secret_length(source: &Source, secret: &str) -> Result<(), ConfigError> {
+    use livekit_contract::limits::MIN_LIVEKIT_SECRET_CHARS;
+    let chars = secret.chars().count();
+    if *source == Source::Dev || chars >= MIN_LIVEKIT_SECRET_CHARS {
+        return Ok(());
+    }
+    Err(field_error(
+        source_field(source, keys::API_SECRET),
+        format!(
+            "has {chars} characters; livekit-server refuses API secrets shorter than \
+             {MIN_LIVEKIT_SECRET_CHARS} outside its dev mode (only --dev accepts a short secret)"
+        ),
+    ))
 }
 
 fn reuse_or_new_jwks(

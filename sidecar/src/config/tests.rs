@@ -14,12 +14,14 @@ fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
 }
 
 const HS: &str = "0123456789abcdef0123456789abcdef";
+/// A LiveKit API secret of the length livekit-server requires outside its dev mode.
+const LK_SECRET: &str = "livekit-api-secret-0123456789abcdef";
 
 fn base_env() -> Vec<(&'static str, &'static str)> {
     vec![
         ("LIVEKIT_SERVER_URL", "wss://lk.example.com"),
         ("LIVEKIT_API_KEY", "APIkey"),
-        ("LIVEKIT_API_SECRET", "topsecret"),
+        ("LIVEKIT_API_SECRET", LK_SECRET),
         ("SIDECAR_AUTH_ALGORITHMS", "HS256"),
         ("SIDECAR_AUTH_HS_SECRET", HS),
     ]
@@ -207,12 +209,12 @@ fn directory_source() {
     let err = load_dir(dir.path()).unwrap_err().to_string();
     assert!(err.contains(keys::API_SECRET), "{err}");
 
-    std::fs::write(dir.path().join(keys::API_SECRET), "s3cret\n").unwrap();
+    std::fs::write(dir.path().join(keys::API_SECRET), format!("{LK_SECRET}\n")).unwrap();
     std::fs::write(dir.path().join(keys::CALLER_HS_SECRET), HS).unwrap();
     let input = load_dir(dir.path()).unwrap();
     let (_, creds) = input.configured.as_ref().unwrap();
     assert_eq!(creds.api_key, "APIabc");
-    assert_eq!(creds.api_secret.expose(), "s3cret");
+    assert_eq!(creds.api_secret.expose(), LK_SECRET);
     assert!(Snapshot::build(input, None).unwrap().is_configured());
 
     std::fs::write(dir.path().join(keys::SETTINGS), "serverUrl: 5\nbogus: 1\n").unwrap();
@@ -240,4 +242,53 @@ fn secrets_do_not_show_in_debug() {
 #[test]
 fn dev_mode_builds() {
     assert!(Snapshot::build(dev::input(), None).unwrap().is_configured());
+}
+
+#[test]
+fn short_api_secrets_are_refused_outside_dev_mode() {
+    let short = "s".repeat(livekit_contract::limits::MIN_LIVEKIT_SECRET_CHARS - 1);
+    // Environment: the message names the variable and says why.
+    let mut vars = base_env();
+    vars.retain(|(k, _)| *k != "LIVEKIT_API_SECRET");
+    vars.push(("LIVEKIT_API_SECRET", &short));
+    let input = load_env(env(&vars)).unwrap();
+    let err = Snapshot::build(input, None)
+        .err()
+        .expect("short secret accepted")
+        .to_string();
+    assert!(err.contains("LIVEKIT_API_SECRET"), "{err}");
+    assert!(
+        err.contains("livekit-server refuses") && err.contains("32"),
+        "{err}"
+    );
+    // Exactly the minimum is enough; characters, not bytes, are counted (as livekit-server does).
+    let mut vars = base_env();
+    vars.retain(|(k, _)| *k != "LIVEKIT_API_SECRET");
+    let exact = "é".repeat(livekit_contract::limits::MIN_LIVEKIT_SECRET_CHARS);
+    vars.push(("LIVEKIT_API_SECRET", &exact));
+    assert!(Snapshot::build(load_env(env(&vars)).unwrap(), None).is_ok());
+
+    // Directory (the operator's mount): the file is named.
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = SidecarSettings::new("wss://lk.example.com");
+    settings.auth.algorithms = vec![Algorithm::HS256];
+    std::fs::write(dir.path().join(keys::SETTINGS), settings.to_yaml()).unwrap();
+    std::fs::write(dir.path().join(keys::API_KEY), "APIabc\n").unwrap();
+    std::fs::write(dir.path().join(keys::API_SECRET), format!("{short}\n")).unwrap();
+    std::fs::write(dir.path().join(keys::CALLER_HS_SECRET), HS).unwrap();
+    let err = Snapshot::build(load_dir(dir.path()).unwrap(), None)
+        .err()
+        .expect("short secret accepted")
+        .to_string();
+    assert!(
+        err.contains(keys::API_SECRET) && err.contains("livekit-server refuses"),
+        "{err}"
+    );
+
+    // Dev mode signs with livekit-server's own dev secret ("secret"), which its --dev accepts.
+    assert!(
+        Snapshot::build(crate::config::dev::input(), None)
+            .unwrap()
+            .is_configured()
+    );
 }
