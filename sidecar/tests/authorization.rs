@@ -222,26 +222,49 @@ async fn excess_concurrency_is_refused_not_queued() {
 }
 
 /// A caller that trickles its body holds no concurrency slot: others are still served.
+///
+/// No fixed sleep decides when the slow request is "in its body": the other callers are checked
+/// again and again over a window long enough for the sidecar to take the slow request's head (on
+/// the old code, every call after that point was refused with 503), and the slow caller is then
+/// served too, which proves its request was alive and being read the whole time.
 #[tokio::test]
 async fn trickled_bodies_do_not_take_concurrency_slots() {
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let sidecar =
         TestSidecar::start_with(input(hs_settings(), hs_keys()), &["--max-concurrency", "1"]).await;
     let addr = sidecar.base.trim_start_matches("http://").to_owned();
     let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let body = br#"{"roomId":"slow-room"}"#;
+    let (first, rest) = body.split_at(5);
     let head = format!(
-        "POST /api/livekit/token HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"room",
-        hs_token(&caller_claims("alice", &["JOIN_CHANNEL"]))
+        "POST /api/livekit/token HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        hs_token(&caller_claims("alice", &["JOIN_CHANNEL"])),
+        body.len()
     );
     slow.write_all(head.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (status, body) = sidecar
-        .post_token(
-            Some(&hs_token(&caller_claims("bob", &["JOIN_CHANNEL"]))),
-            json!({"roomId": "r"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    slow.write_all(first).await.unwrap();
+    let window = Instant::now() + Duration::from_secs(1);
+    let mut served = 0;
+    while Instant::now() < window {
+        let (status, reply) = sidecar
+            .post_token(
+                Some(&hs_token(&caller_claims("bob", &["JOIN_CHANNEL"]))),
+                json!({"roomId": "r"}),
+            )
+            .await;
+        assert_eq!(status, 200, "served {served} before: {reply}");
+        served += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(sidecar.get("/api/livekit/health", None).await.0, 200);
-    drop(slow);
+    // The slow caller finishes its body and gets its token: its request was pending all along.
+    slow.write_all(rest).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), slow.read_to_end(&mut answer))
+        .await
+        .expect("the slow caller was never answered")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("slow-room"), "{answer}");
 }
