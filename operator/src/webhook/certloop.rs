@@ -58,56 +58,73 @@ pub fn ca_bundle_patch(
     ops
 }
 
-/// One pass: the bundle to serve and when to look again.
-async fn pass(
+/// Acts on the decision for the Secret as read. `None` when another replica wrote it first
+/// (409: AlreadyExists on create, Conflict on replace): its Secret is then the one to use.
+async fn write_secret(
+    secrets: &Api<Secret>,
+    cfg: &CertConfig,
+    existing: Option<Secret>,
+    action: Action,
+    now: Timestamp,
+) -> Result<Option<(Bundle, Duration)>, String> {
+    let (bundle, result, what) = match action {
+        Action::Use { bundle, recheck_at } => {
+            let until = u64::try_from(recheck_at.duration_since(now).as_secs())
+                .unwrap_or(0)
+                .max(1);
+            return Ok(Some((bundle, RESYNC.min(Duration::from_secs(until)))));
+        }
+        Action::Create(bundle) => {
+            let secret = certs::to_secret(&cfg.secret_name, &cfg.namespace, &bundle);
+            let result = secrets.create(&PostParams::default(), &secret).await;
+            (bundle, result, "created")
+        }
+        Action::Replace(bundle) => {
+            let mut secret = certs::to_secret(&cfg.secret_name, &cfg.namespace, &bundle);
+            secret.metadata.resource_version = existing.and_then(|s| s.metadata.resource_version);
+            let result = secrets
+                .replace(&cfg.secret_name, &PostParams::default(), &secret)
+                .await;
+            (bundle, result, "renewed")
+        }
+    };
+    match result {
+        Ok(_) => {
+            info!(secret = %cfg.secret_name, "{what} the webhook's serving certificate");
+            Ok(Some((bundle, RESYNC)))
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            info!(secret = %cfg.secret_name, "another replica wrote the webhook's serving certificate first: using theirs");
+            Ok(None)
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// One pass: the bundle to serve and when to look again. Public so that tests can drive passes
+/// with the time of their choosing.
+pub async fn pass(
     client: &Client,
     cfg: &CertConfig,
     now: Timestamp,
 ) -> Result<(Bundle, Duration), String> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &cfg.namespace);
-    let existing = secrets
-        .get_opt(&cfg.secret_name)
-        .await
-        .map_err(|e| e.to_string())?;
-    let action = certs::decide(existing.as_ref(), &cfg.dns_names, now, cfg.validity)
-        .map_err(|e| e.to_string())?;
-    let (bundle, wait) = match action {
-        Action::Use { bundle, recheck_at } => {
-            let until = u64::try_from(recheck_at.duration_since(now).as_secs())
-                .unwrap_or(0)
-                .max(1);
-            (bundle, RESYNC.min(Duration::from_secs(until)))
-        }
-        Action::Create(bundle) => {
-            let secret = certs::to_secret(&cfg.secret_name, &cfg.namespace, &bundle);
-            match secrets.create(&PostParams::default(), &secret).await {
-                Ok(_) => {
-                    info!(secret = %cfg.secret_name, "created the webhook's serving certificate")
-                }
-                // Another replica created it first: use theirs on the next pass.
-                Err(kube::Error::Api(s)) if s.code == 409 => {
-                    return Err("created by another replica".into());
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-            (bundle, Duration::from_secs(1))
-        }
-        Action::Replace(bundle) => {
-            let mut secret = certs::to_secret(&cfg.secret_name, &cfg.namespace, &bundle);
-            secret.metadata.resource_version = existing.and_then(|s| s.metadata.resource_version);
-            match secrets
-                .replace(&cfg.secret_name, &PostParams::default(), &secret)
-                .await
-            {
-                Ok(_) => {
-                    info!(secret = %cfg.secret_name, "renewed the webhook's serving certificate")
-                }
-                Err(kube::Error::Api(s)) if s.code == 409 => {
-                    return Err("renewed by another replica".into());
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-            (bundle, Duration::from_secs(1))
+    // A replica that loses the race re-reads the winner's Secret in the same pass, so it serves
+    // at once (a replica without a certificate fails every admission call it gets) and never
+    // overwrites what the winner serves. Bounded: a third writer in between is left to the retry.
+    let mut read = 0;
+    let (bundle, wait) = loop {
+        read += 1;
+        let existing = secrets
+            .get_opt(&cfg.secret_name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let action = certs::decide(existing.as_ref(), &cfg.dns_names, now, cfg.validity)
+            .map_err(|e| e.to_string())?;
+        match write_secret(&secrets, cfg, existing, action, now).await? {
+            Some(done) => break done,
+            None if read < 2 => continue,
+            None => return Err("the certificate Secret keeps changing under this replica".into()),
         }
     };
     let configs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());

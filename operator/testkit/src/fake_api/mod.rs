@@ -19,6 +19,7 @@ use kube::CustomResourceExt;
 use livekit_operator::LiveKitConfig;
 use serde_json::{Value, json};
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use store::{ApiError, Op, Store, Write};
 use watch::{Filter, Selector};
@@ -124,6 +125,8 @@ fn route<'a>(segs: &[&'a str]) -> Option<Route<'a>> {
     };
     match rest {
         [kind] => Some((None, kind, None, None)),
+        // Cluster-scoped objects (MutatingWebhookConfigurations): stored under namespace "".
+        [kind, name] => Some((None, kind, Some(name), None)),
         ["namespaces", ns, kind] => Some((Some(ns), kind, None, None)),
         ["namespaces", ns, kind, name] => Some((Some(ns), kind, Some(name), None)),
         ["namespaces", ns, kind, name, sub] => Some((Some(ns), kind, Some(name), Some(sub))),
@@ -146,6 +149,31 @@ impl FakeApi {
         let service = tower::service_fn(move |request: Request<kube::client::Body>| {
             let me = me.clone();
             async move { Ok::<_, Infallible>(me.handle(request).await) }
+        });
+        Client::new(service, "default")
+    }
+
+    /// A client whose first request with `method` to a path ending in `path_suffix` waits until
+    /// `first` has run, then reaches the fake: another writer slipped in between this client's
+    /// read and its write, as when two replicas race on a real API server.
+    pub fn client_interleaved(
+        &self,
+        method: Method,
+        path_suffix: &str,
+        first: impl Future<Output = ()> + Send + 'static,
+    ) -> Client {
+        let me = self.clone();
+        let suffix = path_suffix.to_owned();
+        let first = Arc::new(tokio::sync::Mutex::new(Some(Box::pin(first))));
+        let service = tower::service_fn(move |request: Request<kube::client::Body>| {
+            let (me, first) = (me.clone(), first.clone());
+            let hit = request.method() == method && request.uri().path().ends_with(&suffix);
+            async move {
+                if hit && let Some(f) = first.lock().await.take() {
+                    f.await;
+                }
+                Ok::<_, Infallible>(me.handle(request).await)
+            }
         });
         Client::new(service, "default")
     }
@@ -375,6 +403,18 @@ impl FakeApi {
                     .map(|v| (201, v))
                     .map(|(_, v)| v)
             }
+            (&Method::PATCH, Some(name)) if call.content_type == "application/json-patch+json" => {
+                let manager = manager(&call, user_agent);
+                json_patch_write(
+                    &mut st.store,
+                    kind,
+                    ns.unwrap_or_default(),
+                    name,
+                    sub,
+                    &manager,
+                    &call.body,
+                )
+            }
             (m @ (&Method::PUT | &Method::PATCH), Some(name)) => {
                 let op = if *m == Method::PUT {
                     Ok(Op::Replace)
@@ -426,6 +466,39 @@ fn manager(call: &Call, user_agent: &str) -> String {
     call.param("fieldManager").unwrap_or_else(|| {
         // The API server's default: the user agent up to the first '/'.
         user_agent.split('/').next().unwrap_or("unknown").to_owned()
+    })
+}
+
+/// A JSON patch (RFC 6902) as the API server applies it: to the object as stored (so a `test`
+/// of `/metadata/resourceVersion` guards it), 422 when an op fails (a `test` whose value differs
+/// included), then written as an update; a patch that changes `resourceVersion` gets a 409.
+fn json_patch_write(
+    store: &mut Store,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    sub: Option<&str>,
+    manager: &str,
+    body: &Value,
+) -> Result<Value, ApiError> {
+    let mut obj = store
+        .get(kind, ns, name)
+        .ok_or_else(|| ApiError::new(404, "NotFound", format!("{kind} \"{name}\" not found")))?;
+    let patch: json_patch::Patch = serde_json::from_value(body.clone())
+        .map_err(|e| ApiError::new(400, "BadRequest", e.to_string()))?;
+    json_patch::patch(&mut obj, &patch.0)
+        .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?;
+    if let Some(m) = obj["metadata"].as_object_mut() {
+        m.remove("managedFields");
+    }
+    store.write(Write {
+        kind,
+        ns,
+        name,
+        subresource: sub,
+        manager,
+        op: Op::Replace,
+        body: &obj,
     })
 }
 

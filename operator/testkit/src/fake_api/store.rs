@@ -326,7 +326,9 @@ impl Store {
         // Server-owned metadata.
         let meta = obj["metadata"].as_object_mut().unwrap();
         meta.insert("name".into(), json!(w.name));
-        meta.insert("namespace".into(), json!(w.ns));
+        if !w.ns.is_empty() {
+            meta.insert("namespace".into(), json!(w.ns));
+        }
         for k in ["uid", "creationTimestamp", "generation", "resourceVersion"] {
             meta.remove(k);
         }
