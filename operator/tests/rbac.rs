@@ -3,6 +3,8 @@
 //! and resource the API server would authorize, and compares that set with
 //! `charts/livekit-operator/rbac-calls.yaml`, the list the chart's tests hold the rendered Roles to.
 //! Lease calls come from kube-lease-manager (documented in that file) and are not exercised here.
+//! The webhook's calls (its LiveKitConfig lookup and the self-managed certificate loop) are held to
+//! the file's `webhook_calls` the same way.
 
 use livekit_operator_testkit as common;
 
@@ -50,6 +52,7 @@ fn authorized_as(call: &Call) -> Vec<Rule> {
             vec!["patch", "create"]
         }
         (&Method::PATCH, _) => vec!["patch"],
+        (&Method::PUT, _) => vec!["update"],
         (method, _) => panic!("unexpected method {method} {}", call.path),
     };
     verbs
@@ -58,13 +61,13 @@ fn authorized_as(call: &Call) -> Vec<Rule> {
         .collect()
 }
 
-fn declared() -> BTreeSet<Rule> {
+fn declared(section: &str) -> BTreeSet<Rule> {
     let path = format!(
         "{}/../charts/livekit-operator/rbac-calls.yaml",
         env!("CARGO_MANIFEST_DIR")
     );
     let file: Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    file["calls"]
+    file[section]
         .as_array()
         .unwrap()
         .iter()
@@ -198,23 +201,81 @@ async fn the_chart_grants_exactly_what_the_operator_calls() {
     }
 
     let observed: BTreeSet<Rule> = api.calls().iter().flat_map(authorized_as).collect();
-    let declared = declared();
-    let leases: BTreeSet<Rule> = declared
-        .iter()
-        .filter(|r| r.2 == "leases")
-        .cloned()
+    // Lease calls come from kube-lease-manager, not exercised here.
+    let declared: BTreeSet<Rule> = declared("calls")
+        .into_iter()
+        .filter(|r| r.2 != "leases")
         .collect();
-    let undeclared: Vec<_> = observed.difference(&declared).collect();
+    assert_same(&observed, &declared);
+}
+
+/// Both ways: everything observed is declared, everything declared is observed.
+fn assert_same(observed: &BTreeSet<Rule>, declared: &BTreeSet<Rule>) {
+    let undeclared: Vec<_> = observed.difference(declared).collect();
     assert!(
         undeclared.is_empty(),
-        "the operator calls what the chart does not grant: {undeclared:?}"
+        "calls the chart does not grant: {undeclared:?}"
     );
-    let unused: Vec<_> = declared
-        .difference(&observed)
-        .filter(|r| !leases.contains(r))
-        .collect();
-    assert!(
-        unused.is_empty(),
-        "the chart grants what the operator never calls: {unused:?}"
+    let unused: Vec<_> = declared.difference(observed).collect();
+    assert!(unused.is_empty(), "grants that nothing calls: {unused:?}");
+}
+
+#[tokio::test]
+async fn the_chart_grants_exactly_what_the_webhook_calls() {
+    use k8s_openapi::jiff::{SignedDuration, Timestamp};
+    use livekit_operator::webhook::admission::ConfigLookup;
+    use livekit_operator::webhook::certloop::{CertConfig, pass};
+    use livekit_operator::webhook::certs;
+    use livekit_operator::webhook::server::KubeConfigs;
+
+    const RELEASE_NS: &str = "livekit-system";
+    let year = SignedDuration::from_hours(24 * 365);
+    let cfg = CertConfig {
+        namespace: RELEASE_NS.into(),
+        secret_name: "lk-webhook-tls".into(),
+        webhook_config_name: "lk-webhook".into(),
+        dns_names: certs::service_dns_names("lk-webhook", RELEASE_NS),
+        validity: year,
+    };
+    let api = FakeApi::default();
+    api.put(
+        "mutatingwebhookconfigurations",
+        "",
+        "lk-webhook",
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+               "metadata": {"name": "lk-webhook"},
+               "webhooks": [{"name": "inject.livekit.kraken.dev", "sideEffects": "None",
+                             "admissionReviewVersions": ["v1"], "clientConfig": {}}]}),
     );
+    api.put(
+        "livekitconfigs",
+        NS,
+        "chat",
+        serde_json::to_value(config("chat", SECRET_REF_SPEC)).unwrap(),
+    );
+    api.take_calls();
+
+    // Admission: the pod's LiveKitConfig, present and absent.
+    let lookup = KubeConfigs(api.client());
+    assert!(lookup.exists(NS, "chat").await.unwrap());
+    assert!(!lookup.exists(NS, "nowhere").await.unwrap());
+
+    // Certificates: a first start that loses the create race to another replica, the steady
+    // state, and a renewal that loses to another replica's (a stale resourceVersion).
+    let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let (winner, c) = (api.clone(), cfg.clone());
+    let racing = api.client_interleaved(Method::POST, "/secrets", async move {
+        pass(&winner.client(), &c, t0).await.unwrap();
+    });
+    let (first, _) = pass(&racing, &cfg, t0).await.unwrap();
+    pass(&api.client(), &cfg, t0).await.unwrap();
+    let due = certs::renew_at(first.not_after, year);
+    let (winner, c) = (api.clone(), cfg.clone());
+    let racing = api.client_interleaved(Method::PUT, "/secrets/lk-webhook-tls", async move {
+        pass(&winner.client(), &c, due).await.unwrap();
+    });
+    pass(&racing, &cfg, due).await.unwrap();
+
+    let observed: BTreeSet<Rule> = api.calls().iter().flat_map(authorized_as).collect();
+    assert_same(&observed, &declared("webhook_calls"));
 }
