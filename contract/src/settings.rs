@@ -205,6 +205,11 @@ pub struct CallerAuthSettings {
     pub algorithms: Vec<Algorithm>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_url: Option<String>,
+    /// Accept a plain `http` JWKS URL. Off by default: keys fetched over http can be replaced on the
+    /// way, and whoever replaces them can sign any caller. Only for an identity provider reached over
+    /// a trusted network (in-cluster, loopback).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_http_jwks: bool,
     /// The claim that names the caller; the default LiveKit identity.
     pub identity_claim: String,
     /// The claim holding a display name; the default LiveKit participant name.
@@ -219,6 +224,7 @@ impl Default for CallerAuthSettings {
             audiences: Vec::new(),
             algorithms: Vec::new(),
             jwks_url: None,
+            allow_http_jwks: false,
             identity_claim: "sub".into(),
             name_claim: "name".into(),
             leeway_seconds: limits::DEFAULT_LEEWAY_SECONDS,
@@ -425,6 +431,19 @@ impl SidecarSettings {
         if let Some(url) = &auth.jwks_url {
             if let Err(message) = check_url(url, &["http", "https"]) {
                 push(fields::AUTH_JWKS_URL, message);
+            } else if !auth.allow_http_jwks
+                && !url
+                    .get(..8)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+            {
+                push(
+                    fields::AUTH_JWKS_URL,
+                    format!(
+                        "must be an https URL: keys fetched over plain http can be replaced on the way \
+                         (set {} for an identity provider on a trusted network)",
+                        fields::AUTH_ALLOW_HTTP_JWKS
+                    ),
+                );
             }
             if !auth.uses_public_keys() {
                 push(
@@ -557,6 +576,25 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_jwks_needs_the_explicit_opt_in() {
+        let mut s = valid();
+        s.auth.algorithms = vec![Algorithm::RS256];
+        s.auth.jwks_url = Some("http://idp.auth.svc/jwks".into());
+        let err = s.validate().unwrap_err();
+        assert!(err.to_string().contains("must be an https URL"), "{err}");
+        s.auth.allow_http_jwks = true;
+        s.validate().unwrap();
+        // The opt-in survives the settings file; off, it is not written at all.
+        assert!(s.to_yaml().contains("allowHttpJwks: true"));
+        assert_eq!(SidecarSettings::from_yaml(&s.to_yaml()).unwrap(), s);
+        s.auth.allow_http_jwks = false;
+        assert!(!s.to_yaml().contains("allowHttpJwks"));
+        // The scheme is compared without regard to case, as URLs are.
+        s.auth.jwks_url = Some("HTTPS://idp.example.com/jwks".into());
+        s.validate().unwrap();
+    }
+
+    #[test]
     fn minimal_yaml_takes_defaults() {
         let s = SidecarSettings::from_yaml(
             "serverUrl: ws://localhost:7880\nauth:\n  algorithms: [HS256]\n",
@@ -633,6 +671,13 @@ mod tests {
                 Box::new(|s| {
                     s.auth.algorithms = vec![Algorithm::HS256];
                     s.auth.jwks_url = Some("https://a/jwks".into());
+                }),
+            ),
+            (
+                "auth.jwksUrl",
+                Box::new(|s| {
+                    s.auth.algorithms = vec![Algorithm::RS256];
+                    s.auth.jwks_url = Some("http://idp.example.com/jwks".into());
                 }),
             ),
             (

@@ -412,6 +412,8 @@ impl Default for GrantsSpec {
     ).message("public-key algorithms need auth.jwksUrl or auth.secretRef.publicKeysKey"),
     validation = kube::core::Rule::new("!has(self.jwksUrl) || !self.algorithms.all(a, a.startsWith('HS'))")
         .message("auth.jwksUrl needs a public-key algorithm in auth.algorithms"),
+    validation = kube::core::Rule::new("!has(self.jwksUrl) || self.jwksUrl.matches('^[hH][tT][tT][pP][sS]://') || (has(self.allowHttpJwks) && self.allowHttpJwks)")
+        .message("auth.jwksUrl must be https unless auth.allowHttpJwks is true"),
 )]
 pub struct AuthSpec {
     /// Required `iss` of caller tokens.
@@ -428,12 +430,16 @@ pub struct AuthSpec {
     #[x_kube(validation = kube::core::Rule::new("self.all(a, self.exists_one(b, b == a))")
         .message("auth.algorithms must not repeat an algorithm"))]
     pub algorithms: Vec<livekit_contract::Algorithm>,
-    /// JWKS endpoint (http or https) with the public keys of the caller token issuer.
+    /// JWKS endpoint (https; http only with allowHttpJwks) with the public keys of the caller token issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048))]
     #[x_kube(validation = kube::core::Rule::new("self.matches('^https?://[^\\\\s/?#@]+([/?#]\\\\S*)?$')")
         .message("auth.jwksUrl must be an http or https URL with a host"))]
     pub jwks_url: Option<String>,
+    /// Accept a plain `http` jwksUrl (an identity provider on a trusted network only: keys fetched over
+    /// http can be replaced on the way). Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_http_jwks: bool,
     /// A Secret in the same namespace with caller key material; the operator copies it into the owned Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<AuthSecretRef>,

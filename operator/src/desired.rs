@@ -238,6 +238,7 @@ pub fn settings(spec: &LiveKitConfigSpec) -> SidecarSettings {
             audiences: a.audiences.clone(),
             algorithms: a.algorithms.clone(),
             jwks_url: a.jwks_url.clone(),
+            allow_http_jwks: a.allow_http_jwks,
             identity_claim: a.identity_claim.clone(),
             name_claim: a.name_claim.clone(),
             leeway_seconds: a.leeway_seconds,

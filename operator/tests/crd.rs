@@ -102,6 +102,13 @@ fn valid_specs_are_accepted() {
             vec![("spec.serverUrl", json!("ws://10.0.0.1:7880"))],
         ),
         (
+            "plain http JWKS with the explicit opt-in",
+            vec![(
+                "spec.auth",
+                json!({"algorithms": ["RS256"], "jwksUrl": "http://idp.auth.svc/jwks", "allowHttpJwks": true}),
+            )],
+        ),
+        (
             "HS256 with secret",
             vec![(
                 "spec.auth",
@@ -331,6 +338,22 @@ fn invalid_specs_are_rejected_with_a_clear_message() {
             "jwks file url",
             vec![("spec.auth.jwksUrl", json!("file:///etc/jwks"))],
             "http or https URL",
+        ),
+        (
+            "plain http JWKS without the opt-in",
+            vec![(
+                "spec.auth",
+                json!({"algorithms": ["RS256"], "jwksUrl": "http://idp.auth.svc/jwks"}),
+            )],
+            "must be https unless auth.allowHttpJwks",
+        ),
+        (
+            "plain http JWKS with the opt-in off",
+            vec![(
+                "spec.auth",
+                json!({"algorithms": ["RS256"], "jwksUrl": "HTTP://idp.auth.svc/jwks", "allowHttpJwks": false}),
+            )],
+            "must be https unless auth.allowHttpJwks",
         ),
         (
             "auth secretRef without keys",

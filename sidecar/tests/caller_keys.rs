@@ -25,6 +25,10 @@ fn pem_keys(files: &[&str]) -> CallerKeyMaterial {
 fn settings(algorithms: &[Alg], jwks_url: Option<String>) -> livekit_contract::SidecarSettings {
     let mut settings = hs_settings();
     settings.auth.algorithms = algorithms.to_vec();
+    // The fake identity provider serves plain http on loopback: opt in, as an in-cluster IdP would.
+    settings.auth.allow_http_jwks = jwks_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("http://"));
     settings.auth.jwks_url = jwks_url;
     settings
 }

@@ -27,6 +27,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("SIDECAR_AUTH_PUBLIC_KEYS", keys::CALLER_PUBLIC_KEYS),
     ("SIDECAR_AUTH_PUBLIC_KEYS_FILE", keys::CALLER_PUBLIC_KEYS),
     ("SIDECAR_AUTH_JWKS_URL", fields::AUTH_JWKS_URL),
+    ("SIDECAR_AUTH_JWKS_ALLOW_HTTP", fields::AUTH_ALLOW_HTTP_JWKS),
     ("SIDECAR_AUTH_ISSUER", fields::AUTH_ISSUER),
     ("SIDECAR_AUTH_AUDIENCES", fields::AUTH_AUDIENCES),
     ("SIDECAR_AUTH_IDENTITY_CLAIM", fields::AUTH_IDENTITY_CLAIM),
@@ -116,6 +117,9 @@ pub fn load_env(lookup: impl Fn(&str) -> Option<String>) -> Result<ConfigInput, 
             .map_err(|e| field_error("SIDECAR_AUTH_ALGORITHMS", e))?;
     }
     s.auth.jwks_url = get("SIDECAR_AUTH_JWKS_URL").map(|v| v.trim().to_owned());
+    if let Some(v) = get("SIDECAR_AUTH_JWKS_ALLOW_HTTP") {
+        s.auth.allow_http_jwks = parse_bool("SIDECAR_AUTH_JWKS_ALLOW_HTTP", &v)?;
+    }
     s.auth.issuer = get("SIDECAR_AUTH_ISSUER").map(|v| v.trim().to_owned());
     if let Some(v) = get("SIDECAR_AUTH_AUDIENCES") {
         s.auth.audiences = split_list(&v).map(str::to_owned).collect();
