@@ -62,7 +62,7 @@ impl fmt::Display for Source {
 }
 
 /// LiveKit API credentials.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Credentials {
     pub api_key: String,
     pub api_secret: Secret,
