@@ -263,33 +263,48 @@ fn record_ready(ctx: &Context, config: &LiveKitConfig, new_status: &LiveKitConfi
     );
 }
 
+/// The namespaced API handles of one reconcile, built once and passed as one.
+struct Apis {
+    configs: Api<LiveKitConfig>,
+    secrets: Api<Secret>,
+    config_maps: Api<ConfigMap>,
+}
+
+impl Apis {
+    fn namespaced(client: &Client, ns: &str) -> Self {
+        Self {
+            configs: Api::namespaced(client.clone(), ns),
+            secrets: Api::namespaced(client.clone(), ns),
+            config_maps: Api::namespaced(client.clone(), ns),
+        }
+    }
+}
+
 async fn reconcile_config(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Result<Action> {
     let name = config.name_any();
     let ns = config
         .namespace()
         .ok_or_else(|| Error::MissingNamespace(name.clone()))?;
     let oref = ObjectRef::from_obj(config.as_ref());
-    let configs: Api<LiveKitConfig> = Api::namespaced(ctx.client.clone(), &ns);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    let apis = Apis::namespaced(&ctx.client, &ns);
     let owned = owned_name(&name);
     let now = ctx.now();
 
     // Read.
     let spec = &config.spec;
     let credentials_source = match &spec.credentials.secret_ref {
-        Some(r) => read_source(&secrets, &r.name).await?,
+        Some(r) => read_source(&apis.secrets, &r.name).await?,
         None => None,
     };
     let auth_source = match &spec.auth.secret_ref {
         Some(r) if Some(&r.name) == spec.credentials.secret_ref.as_ref().map(|c| &c.name) => {
             credentials_source.clone()
         }
-        Some(r) => read_source(&secrets, &r.name).await?,
+        Some(r) => read_source(&apis.secrets, &r.name).await?,
         None => None,
     };
-    let existing_secret = get_opt_secret(&secrets, &owned).await?;
-    let existing_config_map = config_maps.get_opt(&owned).await?;
+    let existing_secret = get_opt_secret(&apis.secrets, &owned).await?;
+    let existing_config_map = apis.config_maps.get_opt(&owned).await?;
     let observed =
         rotation_io::observe(&ctx.client, &config, existing_secret.as_ref(), now).await?;
     let inputs = Inputs {
@@ -312,7 +327,7 @@ async fn reconcile_config(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Resu
             record_ready(&ctx, &config, &new_status);
             let changed = config.status.as_ref() != Some(&new_status);
             if changed {
-                patch_status(&configs, &config, &new_status).await?;
+                patch_status(&apis.configs, &config, &new_status).await?;
             }
             let ready_changed = old_ready.as_ref().is_none_or(|c| {
                 c.reason != problem.reason.as_str() || c.message != problem.message
@@ -343,9 +358,7 @@ async fn reconcile_config(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Resu
     apply_owned(
         &ctx,
         &config,
-        &configs,
-        &secrets,
-        &config_maps,
+        &apis,
         &desired,
         &inputs,
         existing_config_map.as_ref(),
@@ -375,7 +388,7 @@ async fn reconcile_config(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Resu
     // the Secret write and the status write still announces every phase on the next reconcile.
     rotation_events(&ctx, &config, &desired).await;
     if config.status.as_ref() != Some(&new_status) {
-        patch_status(&configs, &config, &new_status).await?;
+        patch_status(&apis.configs, &config, &new_status).await?;
     }
     ctx.backoff.reset(&oref);
 
@@ -389,13 +402,10 @@ async fn reconcile_config(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Resu
     Ok(Action::requeue(requeue))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn apply_owned(
     ctx: &Context,
     config: &LiveKitConfig,
-    configs: &Api<LiveKitConfig>,
-    secrets: &Api<Secret>,
-    config_maps: &Api<ConfigMap>,
+    apis: &Apis,
     desired: &Desired,
     inputs: &Inputs,
     existing_config_map: Option<&ConfigMap>,
@@ -404,11 +414,12 @@ async fn apply_owned(
     let existing_secret = inputs.existing_secret.as_ref();
     let mut changes = Vec::new();
     if !desired::secret_up_to_date(existing_secret, &desired.secret) {
-        let res = secrets
+        let res = apis
+            .secrets
             .patch(&owned, &apply_params(), &Patch::Apply(&desired.secret))
             .await;
         if let Err(e) = res {
-            return Err(apply_failed(ctx, config, configs, "Secret", e).await);
+            return Err(apply_failed(ctx, config, &apis.configs, "Secret", e).await);
         }
         changes.push(if existing_secret.is_some() {
             "Secret updated"
@@ -417,11 +428,12 @@ async fn apply_owned(
         });
     }
     if !desired::config_map_up_to_date(existing_config_map, &desired.config_map) {
-        let res = config_maps
+        let res = apis
+            .config_maps
             .patch(&owned, &apply_params(), &Patch::Apply(&desired.config_map))
             .await;
         if let Err(e) = res {
-            return Err(apply_failed(ctx, config, configs, "ConfigMap", e).await);
+            return Err(apply_failed(ctx, config, &apis.configs, "ConfigMap", e).await);
         }
         changes.push(if existing_config_map.is_some() {
             "ConfigMap updated"

@@ -7,10 +7,11 @@
 use base64::Engine as _;
 use http::Method;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::SignedDuration;
 use livekit_operator::webhook::certloop::{CertConfig, pass};
 use livekit_operator::webhook::certs::{self, Bundle};
 use livekit_operator_testkit::fake_api::FakeApi;
+use livekit_operator_testkit::t0;
 use serde_json::{Value, json};
 
 const NS: &str = "livekit-system";
@@ -26,10 +27,6 @@ fn cfg() -> CertConfig {
         dns_names: certs::service_dns_names("lk-webhook", NS),
         validity: YEAR,
     }
-}
-
-fn t0() -> Timestamp {
-    "2026-01-01T00:00:00Z".parse().unwrap()
 }
 
 /// The MutatingWebhookConfiguration as the chart installs it: no caBundle yet.

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 const SOURCE_SECRET: &str = "source-secret-0123456789abcdefghij";
 
 fn now() -> Timestamp {
-    "2026-01-01T00:00:00Z".parse().unwrap()
+    common::t0()
 }
 
 fn fresh() -> ApiCredentials {

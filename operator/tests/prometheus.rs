@@ -122,7 +122,7 @@ fn prometheus_scrapes_both_binaries() {
                 instance: None,
             },
             Backoff::new(Duration::from_secs(5), Duration::from_secs(300)),
-            || "2026-01-01T00:00:00Z".parse().unwrap(),
+            common::t0,
         ));
         for _ in 0..2 {
             let current =

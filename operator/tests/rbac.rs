@@ -86,7 +86,7 @@ fn context(api: &FakeApi) -> Arc<Context> {
             instance: None,
         },
         Backoff::new(Duration::from_millis(10), Duration::from_millis(50)),
-        || "2026-01-01T00:00:00Z".parse().unwrap(),
+        common::t0,
     ))
 }
 
@@ -222,7 +222,7 @@ fn assert_same(observed: &BTreeSet<Rule>, declared: &BTreeSet<Rule>) {
 
 #[tokio::test]
 async fn the_chart_grants_exactly_what_the_webhook_calls() {
-    use k8s_openapi::jiff::{SignedDuration, Timestamp};
+    use k8s_openapi::jiff::SignedDuration;
     use livekit_operator::webhook::admission::ConfigLookup;
     use livekit_operator::webhook::certloop::{CertConfig, pass};
     use livekit_operator::webhook::certs;
@@ -262,7 +262,7 @@ async fn the_chart_grants_exactly_what_the_webhook_calls() {
 
     // Certificates: a first start that loses the create race to another replica, the steady
     // state, and a renewal that loses to another replica's (a stale resourceVersion).
-    let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let t0 = common::t0();
     let (winner, c) = (api.clone(), cfg.clone());
     let racing = api.client_interleaved(Method::POST, "/secrets", async move {
         pass(&winner.client(), &c, t0).await.unwrap();

@@ -36,9 +36,7 @@ impl Harness {
             name,
             serde_json::to_value(&config).unwrap(),
         );
-        let clock = Arc::new(Mutex::new(
-            "2026-01-01T00:00:00Z".parse::<Timestamp>().unwrap(),
-        ));
+        let clock = Arc::new(Mutex::new(common::t0()));
         let c = clock.clone();
         let ctx = Context::with_clock(
             api.client(),
