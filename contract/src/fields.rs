@@ -12,6 +12,7 @@ pub const TOKEN_ALLOW_IDENTITY_OVERRIDE: &str = "token.allowIdentityOverride";
 pub const AUTH_ALGORITHMS: &str = "auth.algorithms";
 pub const AUTH_JWKS_URL: &str = "auth.jwksUrl";
 pub const AUTH_ALLOW_HTTP_JWKS: &str = "auth.allowHttpJwks";
+pub const AUTH_ALLOW_ANY_ISSUER_AUDIENCE: &str = "auth.allowAnyIssuerAndAudience";
 pub const AUTH_ISSUER: &str = "auth.issuer";
 pub const AUTH_AUDIENCES: &str = "auth.audiences";
 pub const AUTH_IDENTITY_CLAIM: &str = "auth.identityClaim";

@@ -210,6 +210,11 @@ pub struct CallerAuthSettings {
     /// a trusted network (in-cluster, loopback).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub allow_http_jwks: bool,
+    /// Accept public-key caller tokens without a configured issuer and audience. Off by default:
+    /// a shared identity provider signs tokens for many applications and tenants with the same keys,
+    /// and only `iss` and `aud` tell a token minted for this application from one minted for another.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_any_issuer_and_audience: bool,
     /// The claim that names the caller; the default LiveKit identity.
     pub identity_claim: String,
     /// The claim holding a display name; the default LiveKit participant name.
@@ -225,6 +230,7 @@ impl Default for CallerAuthSettings {
             algorithms: Vec::new(),
             jwks_url: None,
             allow_http_jwks: false,
+            allow_any_issuer_and_audience: false,
             identity_claim: "sub".into(),
             name_claim: "name".into(),
             leeway_seconds: limits::DEFAULT_LEEWAY_SECONDS,
@@ -406,6 +412,19 @@ impl SidecarSettings {
                 "must not mix HMAC (HS*) with public-key algorithms".into(),
             );
         }
+        if auth.uses_public_keys() && !auth.allow_any_issuer_and_audience {
+            let why = format!(
+                "is required with public-key algorithms: the same identity provider keys sign tokens for \
+                 other applications and tenants (set {} to accept any)",
+                fields::AUTH_ALLOW_ANY_ISSUER_AUDIENCE
+            );
+            if auth.issuer.is_none() {
+                push(fields::AUTH_ISSUER, why.clone());
+            }
+            if auth.audiences.is_empty() {
+                push(fields::AUTH_AUDIENCES, why);
+            }
+        }
         if let Some(Err(message)) = auth.issuer.as_deref().map(check_short_string) {
             push(fields::AUTH_ISSUER, message);
         }
@@ -543,7 +562,35 @@ mod tests {
     fn valid() -> SidecarSettings {
         let mut s = SidecarSettings::new("wss://livekit.example.com");
         s.auth.algorithms = vec![Algorithm::RS256];
+        s.auth.issuer = Some("https://auth.example.com".into());
+        s.auth.audiences = vec!["kraken".into()];
         s
+    }
+
+    #[test]
+    fn public_key_callers_need_issuer_and_audience_unless_opted_out() {
+        let mut s = valid();
+        s.auth.issuer = None;
+        s.auth.audiences.clear();
+        let err = s.validate().unwrap_err();
+        assert_eq!(
+            fields(err.clone()),
+            [fields::AUTH_ISSUER, fields::AUTH_AUDIENCES]
+        );
+        assert!(err.to_string().contains("other applications"), "{err}");
+        s.auth.issuer = Some("https://auth.example.com".into());
+        assert_eq!(fields(s.validate().unwrap_err()), [fields::AUTH_AUDIENCES]);
+        // HMAC callers share a secret with this application alone: nothing more is required.
+        let mut hs = SidecarSettings::new("wss://livekit.example.com");
+        hs.auth.algorithms = vec![Algorithm::HS256];
+        hs.validate().unwrap();
+        // The explicit opt-out, written to the settings file only when set.
+        s.auth.audiences.clear();
+        s.auth.issuer = None;
+        s.auth.allow_any_issuer_and_audience = true;
+        s.validate().unwrap();
+        assert!(s.to_yaml().contains("allowAnyIssuerAndAudience: true"));
+        assert_eq!(SidecarSettings::from_yaml(&s.to_yaml()).unwrap(), s);
     }
 
     fn fields(err: InvalidSettings) -> Vec<String> {

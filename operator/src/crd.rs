@@ -414,6 +414,8 @@ impl Default for GrantsSpec {
         .message("auth.jwksUrl needs a public-key algorithm in auth.algorithms"),
     validation = kube::core::Rule::new("!has(self.jwksUrl) || self.jwksUrl.matches('^[hH][tT][tT][pP][sS]://') || (has(self.allowHttpJwks) && self.allowHttpJwks)")
         .message("auth.jwksUrl must be https unless auth.allowHttpJwks is true"),
+    validation = kube::core::Rule::new("self.algorithms.all(a, a.startsWith('HS')) || (has(self.issuer) && has(self.audiences) && size(self.audiences) > 0) || (has(self.allowAnyIssuerAndAudience) && self.allowAnyIssuerAndAudience)")
+        .message("public-key algorithms need auth.issuer and auth.audiences unless auth.allowAnyIssuerAndAudience is true"),
 )]
 pub struct AuthSpec {
     /// Required `iss` of caller tokens.
@@ -440,6 +442,10 @@ pub struct AuthSpec {
     /// http can be replaced on the way). Default false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_http_jwks: bool,
+    /// Accept public-key caller tokens without issuer and audience (default false: tokens that a shared
+    /// identity provider minted for any other application or tenant would verify).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_any_issuer_and_audience: bool,
     /// A Secret in the same namespace with caller key material; the operator copies it into the owned Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<AuthSecretRef>,

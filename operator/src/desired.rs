@@ -239,6 +239,7 @@ pub fn settings(spec: &LiveKitConfigSpec) -> SidecarSettings {
             algorithms: a.algorithms.clone(),
             jwks_url: a.jwks_url.clone(),
             allow_http_jwks: a.allow_http_jwks,
+            allow_any_issuer_and_audience: a.allow_any_issuer_and_audience,
             identity_claim: a.identity_claim.clone(),
             name_claim: a.name_claim.clone(),
             leeway_seconds: a.leeway_seconds,

@@ -105,7 +105,14 @@ fn valid_specs_are_accepted() {
             "plain http JWKS with the explicit opt-in",
             vec![(
                 "spec.auth",
-                json!({"algorithms": ["RS256"], "jwksUrl": "http://idp.auth.svc/jwks", "allowHttpJwks": true}),
+                json!({"algorithms": ["RS256"], "jwksUrl": "http://idp.auth.svc/jwks", "allowHttpJwks": true, "issuer": "https://idp", "audiences": ["app"]}),
+            )],
+        ),
+        (
+            "public-key callers without issuer and audience, explicitly opted out",
+            vec![(
+                "spec.auth",
+                json!({"algorithms": ["ES256"], "jwksUrl": "https://idp/jwks", "allowAnyIssuerAndAudience": true}),
             )],
         ),
         (
@@ -119,7 +126,7 @@ fn valid_specs_are_accepted() {
             "PEM public keys instead of JWKS",
             vec![(
                 "spec.auth",
-                json!({"algorithms": ["ES256", "EdDSA"], "secretRef": {"name": "jwt", "publicKeysKey": "pem"}}),
+                json!({"algorithms": ["ES256", "EdDSA"], "secretRef": {"name": "jwt", "publicKeysKey": "pem"}, "issuer": "https://idp", "audiences": ["app"]}),
             )],
         ),
         (
@@ -346,6 +353,24 @@ fn invalid_specs_are_rejected_with_a_clear_message() {
                 json!({"algorithms": ["RS256"], "jwksUrl": "http://idp.auth.svc/jwks"}),
             )],
             "must be https unless auth.allowHttpJwks",
+        ),
+        (
+            "public-key callers without issuer",
+            vec![("spec.auth.issuer", Value::Null)],
+            "need auth.issuer and auth.audiences",
+        ),
+        (
+            "public-key callers without audience",
+            vec![("spec.auth.audiences", Value::Null)],
+            "need auth.issuer and auth.audiences",
+        ),
+        (
+            "public-key callers with the opt-out off",
+            vec![(
+                "spec.auth",
+                json!({"algorithms": ["RS256"], "jwksUrl": "https://idp/jwks", "allowAnyIssuerAndAudience": false}),
+            )],
+            "need auth.issuer and auth.audiences",
         ),
         (
             "plain http JWKS with the opt-in off",

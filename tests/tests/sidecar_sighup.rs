@@ -67,6 +67,8 @@ fn sighup_reloads_the_environment_source() {
                 "sighup-secret-0123456789abcdefghijklmnop",
             ),
             ("SIDECAR_AUTH_ALGORITHMS", "RS256"),
+            // The callers carry no iss/aud: the documented opt-out (this test is about reloading).
+            ("SIDECAR_AUTH_ALLOW_ANY_ISSUER_AUDIENCE", "true"),
             ("SIDECAR_AUTH_PUBLIC_KEYS_FILE", keys.to_str().unwrap()),
         ],
     );

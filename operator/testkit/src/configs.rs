@@ -58,6 +58,8 @@ serverUrl: https://livekit.example.com
 credentials:
   generate: {}
 auth:
+  issuer: https://auth.example.com
+  audiences: [kraken]
   algorithms: [ES256]
   secretRef: {name: app-jwt, publicKeysKey: keys.pem}
 "#;

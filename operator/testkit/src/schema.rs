@@ -150,7 +150,12 @@ pub fn minimal() -> Value {
         "spec": {
             "serverUrl": "wss://livekit.example.com",
             "credentials": {"generate": {}},
-            "auth": {"algorithms": ["RS256"], "jwksUrl": "https://auth.example.com/jwks.json"}
+            "auth": {
+                "issuer": "https://auth.example.com",
+                "audiences": ["kraken"],
+                "algorithms": ["RS256"],
+                "jwksUrl": "https://auth.example.com/jwks.json"
+            }
         }
     })
 }

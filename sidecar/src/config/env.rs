@@ -28,6 +28,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("SIDECAR_AUTH_PUBLIC_KEYS_FILE", keys::CALLER_PUBLIC_KEYS),
     ("SIDECAR_AUTH_JWKS_URL", fields::AUTH_JWKS_URL),
     ("SIDECAR_AUTH_JWKS_ALLOW_HTTP", fields::AUTH_ALLOW_HTTP_JWKS),
+    (
+        "SIDECAR_AUTH_ALLOW_ANY_ISSUER_AUDIENCE",
+        fields::AUTH_ALLOW_ANY_ISSUER_AUDIENCE,
+    ),
     ("SIDECAR_AUTH_ISSUER", fields::AUTH_ISSUER),
     ("SIDECAR_AUTH_AUDIENCES", fields::AUTH_AUDIENCES),
     ("SIDECAR_AUTH_IDENTITY_CLAIM", fields::AUTH_IDENTITY_CLAIM),
@@ -119,6 +123,10 @@ pub fn load_env(lookup: impl Fn(&str) -> Option<String>) -> Result<ConfigInput, 
     s.auth.jwks_url = get("SIDECAR_AUTH_JWKS_URL").map(|v| v.trim().to_owned());
     if let Some(v) = get("SIDECAR_AUTH_JWKS_ALLOW_HTTP") {
         s.auth.allow_http_jwks = parse_bool("SIDECAR_AUTH_JWKS_ALLOW_HTTP", &v)?;
+    }
+    if let Some(v) = get("SIDECAR_AUTH_ALLOW_ANY_ISSUER_AUDIENCE") {
+        s.auth.allow_any_issuer_and_audience =
+            parse_bool("SIDECAR_AUTH_ALLOW_ANY_ISSUER_AUDIENCE", &v)?;
     }
     s.auth.issuer = get("SIDECAR_AUTH_ISSUER").map(|v| v.trim().to_owned());
     if let Some(v) = get("SIDECAR_AUTH_AUDIENCES") {

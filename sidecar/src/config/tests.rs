@@ -184,6 +184,8 @@ fn missing_key_material_is_an_error() {
     let mut rs = base_env();
     rs.retain(|(k, _)| *k != "SIDECAR_AUTH_ALGORITHMS");
     rs.push(("SIDECAR_AUTH_ALGORITHMS", "RS256"));
+    rs.push(("SIDECAR_AUTH_ISSUER", "https://auth.example.com"));
+    rs.push(("SIDECAR_AUTH_AUDIENCES", "kraken"));
     let err = Snapshot::build(load_env(env(&rs)).unwrap(), None)
         .err()
         .unwrap();
