@@ -5,6 +5,7 @@ use crate::crd::{
     AuthorizationModeName, LiveKitConfig, LiveKitConfigSpec, ROTATE_ANNOTATION, VerificationMode,
 };
 use crate::credentials::ApiCredentials;
+use crate::rotation::workload::HashKey;
 use crate::rotation::{self, KeyState, MIN_LIVEKIT_SECRET_CHARS, Policy, Step, Target, record};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -110,6 +111,8 @@ pub struct Inputs {
     pub existing_secret: Option<Secret>,
     /// A freshly generated pair, used only if one is needed.
     pub fresh_credentials: ApiCredentials,
+    /// A fresh key for the workload restart hash, used only if none is recorded yet.
+    pub fresh_hash_key: HashKey,
     /// What the reconciler observed about a pending key (server API check, workload rollout).
     pub observation: rotation::Observation,
     pub now: Timestamp,
@@ -155,6 +158,7 @@ impl fmt::Debug for Inputs {
             .field("auth_source", &Redacted(self.auth_source.as_ref()))
             .field("existing_secret", &Redacted(self.existing_secret.as_ref()))
             .field("fresh_credentials", &self.fresh_credentials)
+            .field("fresh_hash_key", &self.fresh_hash_key)
             .field("observation", &self.observation)
             .field("now", &self.now)
             .finish()
@@ -434,7 +438,7 @@ pub fn desired(config: &LiveKitConfig, inputs: &Inputs) -> Result<Desired, Probl
             fresh: inputs.fresh_credentials.clone(),
         },
     };
-    let keys = rotation::step(
+    let mut keys = rotation::step(
         &recorded(inputs.existing_secret.as_ref()),
         target,
         &policy(spec),
@@ -453,7 +457,11 @@ pub fn desired(config: &LiveKitConfig, inputs: &Inputs) -> Result<Desired, Probl
 
     // 4. The objects.
     let keys_file = render_keys_file(keys.state.keys_file_pairs());
-    let keys_hash = rotation::workload::keys_hash(&keys_file);
+    let hash_key = keys
+        .state
+        .hash_key
+        .get_or_insert_with(|| inputs.fresh_hash_key.clone());
+    let keys_hash = rotation::workload::keys_hash(hash_key, &keys_file);
     let mut secret_data: BTreeMap<String, String> = BTreeMap::new();
     secret_data.insert(keys::API_KEY.into(), keys.signing().key.clone());
     secret_data.insert(keys::API_SECRET.into(), keys.signing().secret.clone());

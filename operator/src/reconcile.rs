@@ -9,6 +9,7 @@ use crate::desired::{
 };
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::rotation::workload::HashKey;
 use crate::rotation::{self, Phase};
 use crate::rotation_io;
 use crate::status::{self, Outcome};
@@ -312,6 +313,7 @@ async fn reconcile_config(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Resu
         auth_source,
         existing_secret,
         fresh_credentials: credentials::generate(&mut rand::rng()),
+        fresh_hash_key: HashKey::generate(&mut rand::rng()),
         observation: observed.observation.clone(),
         now,
     };

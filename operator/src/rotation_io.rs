@@ -81,7 +81,12 @@ pub async fn observe(
     };
     if let Some(r) = workload_ref(config) {
         let stored_keys = livekit_contract::render_keys_file(state.keys_file_pairs());
-        let want = workload::keys_hash(&stored_keys);
+        // No key recorded yet (a Secret from an earlier version): nothing rolled out matches.
+        let want = state
+            .hash_key
+            .as_ref()
+            .map(|k| workload::keys_hash(k, &stored_keys))
+            .unwrap_or_default();
         observed.observation.rollout = Some(match read_workload(client, &ns, r).await? {
             Ok(w) => {
                 let rollout = w.rollout(&want);

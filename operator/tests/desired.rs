@@ -10,6 +10,7 @@ use livekit_contract::{Algorithm, AuthorizationMode, SidecarSettings, keys, pars
 use livekit_operator::credentials::ApiCredentials;
 use livekit_operator::desired::{self, Desired, Inputs, Problem, Reason};
 use livekit_operator::rotation;
+use livekit_operator::rotation::workload::HashKey;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -33,6 +34,7 @@ fn inputs(creds: Option<Secret>, auth: Option<Secret>, existing: Option<Secret>)
         auth_source: auth,
         existing_secret: existing,
         fresh_credentials: fresh(),
+        fresh_hash_key: HashKey("fixed-hash-key-of-the-fixtures".into()),
         observation: Default::default(),
         now: now(),
     }

@@ -13,6 +13,7 @@ use kube::Client;
 use kube::runtime::events::Reporter;
 use livekit_operator::LiveKitConfig;
 use livekit_operator::reconcile::{self, Backoff, Context};
+use livekit_operator::rotation::workload::{HashKey, keys_hash};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -149,8 +150,27 @@ impl World {
         for c in status["conditions"].as_array_mut().unwrap() {
             c.as_object_mut().unwrap().remove("lastTransitionTime");
         }
-        json!({"data": secret["data"], "annotations": secret["metadata"]["annotations"],
-               "restart": self.template_hash(), "status": status})
+        // The hash key is random per config (made by whichever process wrote first): what must
+        // hold is that the restart annotation is the keyed hash of the keys.yaml written.
+        let mut annotations = secret["metadata"]["annotations"].clone();
+        let hash_key = annotations
+            .as_object_mut()
+            .unwrap()
+            .remove("livekit.kraken.dev/keys-hash-key")
+            .expect("the hash key is recorded");
+        let keys_file = base64::engine::general_purpose::STANDARD
+            .decode(secret["data"]["keys.yaml"].as_str().unwrap())
+            .unwrap();
+        let keyed = keys_hash(
+            &HashKey(hash_key.as_str().unwrap().to_owned()),
+            std::str::from_utf8(&keys_file).unwrap(),
+        );
+        assert_eq!(
+            self.template_hash(),
+            Some(keyed),
+            "restarted for the keys.yaml written"
+        );
+        json!({"data": secret["data"], "annotations": annotations, "status": status})
     }
 
     fn events(&self) -> Vec<String> {
@@ -356,4 +376,36 @@ async fn a_key_livekit_never_accepts_stays_published_and_is_reported_once_past_i
         world.api.get("secrets", NS, "chat-livekit").unwrap()["data"]["api-key"],
         json!(base64::engine::general_purpose::STANDARD.encode("APIsource00001"))
     );
+}
+
+/// The restart annotation sits in a pod template, readable by many who may not read Secrets: it must
+/// not let them test guesses of a weak source secret offline. Two configs with the same keys.yaml
+/// therefore carry different hashes, and neither is a plain hash of keys.yaml.
+#[tokio::test]
+async fn the_restart_annotation_cannot_be_recomputed_from_keys_yaml() {
+    use sha2::Digest;
+    let mut hashes = Vec::new();
+    for _ in 0..2 {
+        let world = World::new();
+        let (ctx, _) = world.context(None);
+        reconcile(&world, &ctx).await.unwrap();
+        let secret = world.api.get("secrets", NS, "chat-livekit").unwrap();
+        let keys_file = base64::engine::general_purpose::STANDARD
+            .decode(secret["data"]["keys.yaml"].as_str().unwrap())
+            .unwrap();
+        let hash = world.template_hash().expect("restarted");
+        for prefix in [&b""[..], b"livekit-keys.yaml\0"] {
+            let mut plain = sha2::Sha256::new();
+            plain.update(prefix);
+            plain.update(&keys_file);
+            let plain: String = plain.finalize()[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_ne!(hash, plain, "a plain hash of keys.yaml");
+        }
+        hashes.push((keys_file, hash));
+    }
+    assert_eq!(hashes[0].0, hashes[1].0, "the same keys.yaml");
+    assert_ne!(hashes[0].1, hashes[1].1, "keyed per config");
 }

@@ -16,6 +16,7 @@ use livekit_integration_tests::{app, kubelet};
 use livekit_operator::LiveKitConfig;
 use livekit_operator::credentials::ApiCredentials;
 use livekit_operator::desired::{self, Desired, Inputs};
+use livekit_operator::rotation::workload::HashKey;
 use serde_json::{Value, json};
 
 fn config(rotate: Option<&str>) -> LiveKitConfig {
@@ -51,6 +52,7 @@ fn render(
         auth_source: Some(app::jwt_secret()),
         existing_secret: existing,
         fresh_credentials: fresh,
+        fresh_hash_key: HashKey::generate(&mut rand::rng()),
         observation: Default::default(),
         now,
     };

@@ -28,6 +28,7 @@ use livekit_integration_tests::{app, kubelet};
 use livekit_operator::LiveKitConfig;
 use livekit_operator::credentials::{self, ApiCredentials};
 use livekit_operator::desired::{self, Desired, Inputs};
+use livekit_operator::rotation::workload::HashKey;
 use livekit_operator::rotation::{Observation, Phase};
 use livekit_operator::rotation_io;
 use serde_json::{Value, json};
@@ -90,6 +91,7 @@ impl Operator {
             auth_source: Some(app::jwt_secret()),
             existing_secret: self.secret.clone(),
             fresh_credentials: credentials::generate(&mut rand::rng()),
+            fresh_hash_key: HashKey::generate(&mut rand::rng()),
             observation: Observation {
                 check,
                 rollout: None,

@@ -120,6 +120,8 @@ pub struct KeyState {
     pub phase: Option<Phase>,
     /// The config's rotate annotation value last honoured.
     pub rotation_handled: Option<String>,
+    /// The key of the workload restart hash; made once, with the first key.
+    pub hash_key: Option<workload::HashKey>,
 }
 
 impl KeyState {

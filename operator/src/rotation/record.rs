@@ -2,6 +2,7 @@
 //! stored: `api-key`/`api-secret` (the signing pair), `keys.yaml` (every key LiveKit must accept, the
 //! secrets of pending and retiring keys included) and these annotations.
 
+use super::workload::HashKey;
 use super::{KeyState, Pending, Phase, Retiring};
 use crate::credentials::ApiCredentials;
 use k8s_openapi::jiff::Timestamp;
@@ -22,11 +23,14 @@ pub const LAST_CHECK_ERROR: &str = "livekit.kraken.dev/pending-key-last-check-er
 pub const RETIRING: &str = "livekit.kraken.dev/retiring-keys";
 /// The value of the config's rotate annotation last honoured.
 pub const ROTATION_HANDLED: &str = "livekit.kraken.dev/rotation-handled";
+/// The key of the workload restart hash ([`super::workload::keys_hash`]): random, made once per
+/// config, so the hash in a pod template cannot be recomputed without this Secret.
+pub const KEYS_HASH_KEY: &str = "livekit.kraken.dev/keys-hash-key";
 /// Written by earlier versions (one previous key); read so an upgrade keeps its grace period.
 pub const LEGACY_PREVIOUS_EXPIRES: &str = "livekit.kraken.dev/previous-key-expires-at";
 
 /// Every annotation this module manages (one that is no longer wanted must be removed).
-pub const ANNOTATIONS: [&str; 8] = [
+pub const ANNOTATIONS: [&str; 9] = [
     PHASE,
     PENDING_KEY,
     PUBLISHED_AT,
@@ -34,6 +38,7 @@ pub const ANNOTATIONS: [&str; 8] = [
     LAST_CHECK_ERROR,
     RETIRING,
     ROTATION_HANDLED,
+    KEYS_HASH_KEY,
     LEGACY_PREVIOUS_EXPIRES,
 ];
 
@@ -121,6 +126,10 @@ pub fn read(
         retiring,
         phase,
         rotation_handled: annotations.get(ROTATION_HANDLED).cloned(),
+        hash_key: annotations
+            .get(KEYS_HASH_KEY)
+            .filter(|k| !k.is_empty())
+            .map(|k| HashKey(k.clone())),
     }
 }
 
@@ -156,6 +165,9 @@ pub fn annotations(state: &KeyState) -> BTreeMap<String, String> {
     }
     if let Some(h) = &state.rotation_handled {
         a.insert(ROTATION_HANDLED.to_owned(), h.clone());
+    }
+    if let Some(k) = &state.hash_key {
+        a.insert(KEYS_HASH_KEY.to_owned(), k.0.clone());
     }
     a
 }

@@ -3,20 +3,48 @@
 //! and patches the workload.
 
 use super::Rollout;
+use hmac::{Hmac, Mac};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use sha2::{Digest, Sha256};
+use rand::Rng;
+use sha2::Sha256;
+use std::fmt;
 
 /// Pod-template annotation carrying the hash of the `keys.yaml` the pods were started with. Changing
 /// it restarts the pods, as `kubectl rollout restart` does with `kubectl.kubernetes.io/restartedAt`.
 pub const KEYS_HASH_ANNOTATION: &str = "livekit.kraken.dev/keys-hash";
 
-/// First 16 hex characters of SHA-256 over `keys.yaml`. It changes exactly when the keys do; the
-/// secrets in it are random or at least 32 characters, so the hash does not help guess them.
-pub fn keys_hash(keys_file: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(b"livekit-keys.yaml\0");
-    h.update(keys_file.as_bytes());
-    h.finalize()
+/// A per-config random key for [`keys_hash`], recorded in the owned Secret. The hash sits in a pod
+/// template that many more people can read than the Secret; keyed, it lets nobody without the
+/// Secret test guesses of a weak source secret against it. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HashKey(pub String);
+
+impl HashKey {
+    /// 32 random bytes, unpadded base64url.
+    pub fn generate(rng: &mut impl Rng) -> Self {
+        use base64::Engine as _;
+        let mut bytes = [0u8; 32];
+        rng.fill(&mut bytes);
+        Self(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+}
+
+impl fmt::Debug for HashKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HashKey(<redacted>)")
+    }
+}
+
+/// First 16 hex characters of HMAC-SHA256 over `keys.yaml`, keyed with `key`. It changes exactly
+/// when the keys do (a new secret under the same key id included), and without `key` it says
+/// nothing about the secrets in `keys.yaml`.
+pub fn keys_hash(key: &HashKey, keys_file: &str) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(key.0.as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(b"livekit-keys.yaml\0");
+    mac.update(keys_file.as_bytes());
+    mac.finalize()
+        .into_bytes()
         .iter()
         .take(8)
         .map(|b| format!("{b:02x}"))
@@ -267,9 +295,41 @@ mod tests {
     }
 
     #[test]
-    fn the_hash_follows_keys_yaml_only() {
-        assert_eq!(keys_hash("APIa: s\n"), keys_hash("APIa: s\n"));
-        assert_ne!(keys_hash("APIa: s\n"), keys_hash("APIa: t\n"));
-        assert_eq!(keys_hash("x").len(), 16);
+    fn the_hash_follows_keys_yaml_and_needs_the_key() {
+        let key = HashKey("k1".into());
+        let file = "APIa: a-secret-of-32-characters-000000\n";
+        assert_eq!(keys_hash(&key, file), keys_hash(&key, file));
+        assert_ne!(
+            keys_hash(&key, file),
+            keys_hash(&key, "APIa: another-secret-of-32-characters-0\n"),
+            "a new secret under the same id changes it"
+        );
+        assert_eq!(keys_hash(&key, file).len(), 16);
+        // Whoever reads the pod template but not the Secret cannot recompute it from a guess.
+        assert_ne!(
+            keys_hash(&key, file),
+            keys_hash(&HashKey("k2".into()), file)
+        );
+        let unkeyed: String = {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            h.update(b"livekit-keys.yaml\0");
+            h.update(file.as_bytes());
+            h.finalize()
+                .iter()
+                .take(8)
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        assert_ne!(keys_hash(&key, file), unkeyed);
+    }
+
+    #[test]
+    fn hash_keys_are_random_and_never_printed() {
+        let mut rng = rand::rng();
+        let (a, b) = (HashKey::generate(&mut rng), HashKey::generate(&mut rng));
+        assert_ne!(a, b);
+        assert_eq!(a.0.len(), 43);
+        assert_eq!(format!("{a:?}"), "HashKey(<redacted>)");
     }
 }
