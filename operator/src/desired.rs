@@ -60,6 +60,10 @@ pub enum Reason {
     SecretTooShort,
     /// A `secretRef` names a Secret this operator writes (another config's `<name>-livekit`).
     SourceSecretOwned,
+    /// A value in a source Secret is unusable (not UTF-8, an HMAC secret too short, no usable
+    /// public key). Unlike [`Self::InvalidSpec`] it is fixed by editing the Secret, not the config,
+    /// so it is retried and the Secret stays watched.
+    SourceValueInvalid,
     ApplyFailed,
 }
 
@@ -72,6 +76,7 @@ impl Reason {
             Self::InvalidSpec => "InvalidSpec",
             Self::SecretTooShort => "SecretTooShort",
             Self::SourceSecretOwned => "SourceSecretOwned",
+            Self::SourceValueInvalid => "SourceValueInvalid",
             Self::ApplyFailed => "ApplyFailed",
         }
     }
@@ -337,6 +342,20 @@ fn source_missing(name: &str) -> Problem {
     )
 }
 
+/// The value of `key` in the source Secret `name`: present, non-empty and UTF-8 (a lossy decoding
+/// would hand the sidecar and livekit-server a different secret than the one written).
+fn source_value(src: &Secret, name: &str, key: &str) -> Result<String, Problem> {
+    if let Some(bytes) = src.data.as_ref().and_then(|d| d.get(key))
+        && std::str::from_utf8(&bytes.0).is_err()
+    {
+        return Err(Problem::new(
+            Reason::SourceValueInvalid,
+            format!("Secret {name:?} key {key:?} is not valid UTF-8"),
+        ));
+    }
+    secret_value(src, key).ok_or_else(|| key_missing(name, key))
+}
+
 fn key_missing(name: &str, key: &str) -> Problem {
     Problem::new(
         Reason::SourceKeyMissing,
@@ -369,10 +388,10 @@ pub fn desired(config: &LiveKitConfig, inputs: &Inputs) -> Result<Desired, Probl
     if let Some(r) = &spec.auth.secret_ref {
         let src = source(inputs.auth_source.as_ref(), &r.name)?;
         if let Some(key) = &r.hs_secret_key {
-            let v = secret_value(src, key).ok_or_else(|| key_missing(&r.name, key))?;
+            let v = source_value(src, &r.name, key)?;
             if settings.auth.uses_hmac() && v.trim().len() < MIN_HMAC_SECRET_BYTES {
                 return Err(Problem::new(
-                    Reason::InvalidSpec,
+                    Reason::SourceValueInvalid,
                     format!(
                         "Secret {:?} key {key:?} is shorter than {MIN_HMAC_SECRET_BYTES} bytes, which the sidecar requires of an HMAC secret",
                         r.name
@@ -382,13 +401,13 @@ pub fn desired(config: &LiveKitConfig, inputs: &Inputs) -> Result<Desired, Probl
             caller_data.insert(keys::CALLER_HS_SECRET, v);
         }
         if let Some(key) = &r.public_keys_key {
-            let v = secret_value(src, key).ok_or_else(|| key_missing(&r.name, key))?;
+            let v = source_value(src, &r.name, key)?;
             if settings.auth.uses_public_keys()
                 && let Err(why) =
                     crate::keymaterial::check_public_keys(&v, &settings.auth.algorithms)
             {
                 return Err(Problem::new(
-                    Reason::InvalidSpec,
+                    Reason::SourceValueInvalid,
                     format!("Secret {:?} key {key:?}: {why}", r.name),
                 ));
             }
@@ -415,10 +434,8 @@ pub fn desired(config: &LiveKitConfig, inputs: &Inputs) -> Result<Desired, Probl
     let target = match &creds.secret_ref {
         Some(r) => {
             let src = source(inputs.credentials_source.as_ref(), &r.name)?;
-            let key = secret_value(src, &r.api_key_key)
-                .ok_or_else(|| key_missing(&r.name, &r.api_key_key))?;
-            let secret = secret_value(src, &r.api_secret_key)
-                .ok_or_else(|| key_missing(&r.name, &r.api_secret_key))?;
+            let key = source_value(src, &r.name, &r.api_key_key)?;
+            let secret = source_value(src, &r.name, &r.api_secret_key)?;
             let secret = secret.trim();
             if secret.chars().count() < MIN_LIVEKIT_SECRET_CHARS {
                 return Err(Problem::new(

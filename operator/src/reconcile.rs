@@ -17,6 +17,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
@@ -589,36 +590,27 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let (configs, secrets, config_maps): (Api<LiveKitConfig>, Api<Secret>, Api<ConfigMap>) =
-        match &namespace {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-            None => (
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-                Api::all(client),
-            ),
-        };
+    let configs: Api<LiveKitConfig> = scoped(&client, namespace.as_deref());
     let controller = Controller::new(configs, watcher::Config::default());
     let store = controller.store();
     ctx.metrics.set_store(store.clone());
     controller
-        // Label-selected watches only: never every Secret of the cluster.
+        // Label-selected watches only: never every Secret of the cluster. All three are
+        // metadata-only (`.owns` is, and the source watch asks for `PartialObjectMetadata`): a watch
+        // only says which config to reconcile, and Secret data must not stream through this
+        // process nor sit in its watch caches. The reconciler GETs the Secrets it reads.
         .owns(
-            secrets.clone(),
+            scoped::<Secret>(&client, namespace.as_deref()),
             watcher::Config::default().labels(OWNED_SELECTOR),
         )
         .owns(
-            config_maps,
+            scoped::<ConfigMap>(&client, namespace.as_deref()),
             watcher::Config::default().labels(OWNED_SELECTOR),
         )
         .watches(
-            secrets,
+            scoped::<PartialObjectMeta<Secret>>(&client, namespace.as_deref()),
             watcher::Config::default().labels(SOURCE_SELECTOR),
-            move |secret: Secret| {
+            move |secret: PartialObjectMeta<Secret>| {
                 let ns = secret.namespace().unwrap_or_default();
                 let name = secret.name_any();
                 store
@@ -639,4 +631,16 @@ pub async fn run(
         })
         .await;
     info!("controller stopped");
+}
+
+/// An API handle over one namespace, or all of them.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }

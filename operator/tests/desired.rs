@@ -125,7 +125,7 @@ fn problems_table() {
                 Some(secret("app-jwt", &[("hs-secret", "short")])),
                 None,
             ),
-            Reason::InvalidSpec,
+            Reason::SourceValueInvalid,
             "shorter than 32 bytes",
         ),
         (
@@ -136,15 +136,35 @@ fn problems_table() {
                 Some(secret("app-jwt", &[("keys.pem", "not a key")])),
                 None,
             ),
-            Reason::InvalidSpec,
+            Reason::SourceValueInvalid,
             "no PEM block",
         ),
         (
             "PEM key of the wrong family",
             PEM_SPEC.replace("ES256", "RS256").leak(),
             inputs(None, Some(app_jwt()), None),
-            Reason::InvalidSpec,
+            Reason::SourceValueInvalid,
             "fits the configured algorithms",
+        ),
+        (
+            "credentials value not UTF-8",
+            SECRET_REF_SPEC,
+            inputs(
+                Some({
+                    let mut s = livekit_keys("APIk", SOURCE_SECRET);
+                    let mut bad = SOURCE_SECRET.as_bytes().to_vec();
+                    bad[3] = 0xff;
+                    s.data
+                        .as_mut()
+                        .unwrap()
+                        .insert("api-secret".into(), k8s_openapi::ByteString(bad));
+                    s
+                }),
+                None,
+                None,
+            ),
+            Reason::SourceValueInvalid,
+            "\"api-secret\" is not valid UTF-8",
         ),
     ];
     for (name, spec, inputs, reason, needle) in cases {

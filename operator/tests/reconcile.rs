@@ -8,7 +8,6 @@ use http::Method;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::runtime::controller::Action;
-use kube::runtime::events::Reporter;
 use livekit_contract::{keys, parse_keys_file};
 use livekit_operator::LiveKitConfig;
 use livekit_operator::reconcile::{self, Backoff, Context, RESYNC};
@@ -37,15 +36,10 @@ impl Harness {
             serde_json::to_value(&config).unwrap(),
         );
         let clock = Arc::new(Mutex::new(common::t0()));
-        let c = clock.clone();
-        let ctx = Context::with_clock(
+        let ctx = common::context(
             api.client(),
-            Reporter {
-                controller: "livekit-operator".into(),
-                instance: None,
-            },
             Backoff::new(Duration::from_secs(5), Duration::from_secs(300)),
-            move || *c.lock().unwrap(),
+            &clock,
         );
         Self {
             api,
@@ -277,6 +271,29 @@ async fn invalid_spec_is_reported_and_not_retried() {
     let action = h.reconcile().await.unwrap();
     assert_eq!(action, Action::await_change());
     assert_eq!(ready(&h.status()), ("False".into(), "InvalidSpec".into()));
+    assert!(h.api.get("secrets", NS, "chat-livekit").is_none());
+}
+
+#[tokio::test]
+async fn a_bad_source_value_is_retried_not_awaited() {
+    // An HMAC secret too short, then one that is not UTF-8: both are fixed by editing the Secret,
+    // which a config's await_change would still notice, but the hourly resync and the retry must
+    // stay on (the watch event may be missed, e.g. while the label write failed).
+    let h = Harness::new("chat", GENERATE_SPEC);
+    for bad in [
+        b"short".to_vec(),
+        b"\xff-not-utf-8-but-long-enough-0123456789".to_vec(),
+    ] {
+        let mut s = secret("app-jwt", &[]);
+        s.data = Some([("hs-secret".to_owned(), k8s_openapi::ByteString(bad))].into());
+        h.put_secret(s);
+        let action = h.reconcile().await.unwrap();
+        assert_ne!(action, Action::await_change());
+        assert_eq!(
+            ready(&h.status()),
+            ("False".into(), "SourceValueInvalid".into())
+        );
+    }
     assert!(h.api.get("secrets", NS, "chat-livekit").is_none());
 }
 

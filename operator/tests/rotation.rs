@@ -10,7 +10,6 @@ use common::configs::*;
 use common::fake_api::FakeApi;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Client;
-use kube::runtime::events::Reporter;
 use livekit_operator::LiveKitConfig;
 use livekit_operator::reconcile::{self, Backoff, Context};
 use livekit_operator::rotation::workload::{HashKey, keys_hash};
@@ -90,15 +89,10 @@ impl World {
 
     fn context(&self, budget: Option<usize>) -> (Arc<Context>, Arc<AtomicUsize>) {
         let (client, writes) = dying_client(&self.api, budget);
-        let c = self.clock.clone();
-        let ctx = Context::with_clock(
+        let ctx = common::context(
             client,
-            Reporter {
-                controller: "livekit-operator".into(),
-                instance: None,
-            },
             Backoff::new(Duration::from_secs(5), Duration::from_secs(300)),
-            move || *c.lock().unwrap(),
+            &self.clock,
         );
         (Arc::new(ctx), writes)
     }

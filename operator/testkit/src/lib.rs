@@ -15,3 +15,22 @@ pub const T0: &str = "2026-01-01T00:00:00Z";
 pub fn t0() -> Timestamp {
     T0.parse().expect("T0 is RFC 3339")
 }
+
+/// A reconciler context over `client` whose clock is the test's `clock`, with the Event reporter
+/// the tests expect.
+pub fn context(
+    client: kube::Client,
+    backoff: livekit_operator::reconcile::Backoff,
+    clock: &std::sync::Arc<std::sync::Mutex<Timestamp>>,
+) -> livekit_operator::reconcile::Context {
+    let clock = clock.clone();
+    livekit_operator::reconcile::Context::with_clock(
+        client,
+        kube::runtime::events::Reporter {
+            controller: "livekit-operator".into(),
+            instance: None,
+        },
+        backoff,
+        move || *clock.lock().expect("test clock"),
+    )
+}
