@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import py_compile
 import subprocess
 import sys
 
 import pytest
+import tomllib
 import yaml
 
 from conftest import ROOT
@@ -57,6 +59,19 @@ def test_dockerignore_keeps_the_context_small():
     assert {".git", "**/target", "**/node_modules", "**/.venv"} <= entries
     for needed in ("Cargo.toml", "Cargo.lock", "contract", "operator", "sidecar", "tests"):
         assert needed not in entries and (ROOT / needed).exists()
+
+
+def test_dockerignore_keeps_every_workspace_member():
+    """cargo loads every workspace member, even to build one package: an ignored member breaks the image build."""
+    entries = [e for e in (ROOT / ".dockerignore").read_text().split() if not e.startswith("#")]
+    members = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["members"]
+    assert "bench/bare" in members
+    for member in members:
+        assert (ROOT / member / "Cargo.toml").exists(), member
+        parts = member.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        excluded = [e for e in entries if any(fnmatch.fnmatch(p, e) for p in prefixes)]
+        assert not excluded or f"!{member}" in entries, (member, excluded)
 
 
 # --- the e2e suite ----------------------------------------------------------------------------------
