@@ -6,6 +6,8 @@
 //! of dependents ([`store`]). It logs every call and fails calls on request.
 
 pub mod fields;
+pub mod requests;
+mod serve;
 pub mod store;
 pub mod watch;
 
@@ -17,6 +19,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use kube::Client;
 use kube::CustomResourceExt;
 use livekit_operator::LiveKitConfig;
+use requests::Requests;
 use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::future::Future;
@@ -62,8 +65,11 @@ struct State {
     store: Store,
     calls: Vec<Call>,
     failures: Vec<Failure>,
-    /// Record calls (off in benchmarks that count them another way).
+    /// Record calls (off in benchmarks, which count them in `requests`).
     record: bool,
+    requests: Requests,
+    /// Connections accepted by [`FakeApi::serve`].
+    connections: u64,
 }
 
 /// The fake API server; clones share state.
@@ -92,6 +98,8 @@ impl Default for FakeApi {
             calls: Vec::new(),
             failures: Vec::new(),
             record: true,
+            requests: Requests::default(),
+            connections: 0,
         })))
     }
 }
@@ -182,9 +190,25 @@ impl FakeApi {
         self.0.lock().unwrap()
     }
 
-    /// Stops (or resumes) recording calls; counting stays available through [`Self::writes`].
+    /// Stops (or resumes) recording calls; counting stays available through [`Self::requests`].
     pub fn record_calls(&self, on: bool) {
         self.state().record = on;
+    }
+
+    /// The requests answered since the start or the last [`Self::take_requests`], by verb and
+    /// resource.
+    pub fn requests(&self) -> Requests {
+        self.state().requests.clone()
+    }
+
+    /// Connections accepted over HTTP since the start ([`Self::serve`]).
+    pub fn connections(&self) -> u64 {
+        self.state().connections
+    }
+
+    /// [`Self::requests`], and starts counting from zero.
+    pub fn take_requests(&self) -> Requests {
+        std::mem::take(&mut self.state().requests)
     }
 
     /// Creates or replaces an object as `kubectl` would (an update by the `kubectl` manager).
@@ -319,9 +343,13 @@ impl FakeApi {
         self.state().store.watchers.len()
     }
 
-    async fn handle(&self, request: Request<kube::client::Body>) -> Response<ResponseBody> {
+    async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody>
+    where
+        B: http_body::Body,
+        B::Error: std::fmt::Debug,
+    {
         let (parts, body) = request.into_parts();
-        let bytes = body.collect_bytes().await.unwrap();
+        let bytes = body.collect().await.expect("request body").to_bytes();
         let header = |h: &str| {
             parts
                 .headers
@@ -346,6 +374,10 @@ impl FakeApi {
         if st.record {
             st.calls.push(call.clone());
         }
+        let segs: Vec<&str> = call.path.trim_matches('/').split('/').collect();
+        if let Some((_, kind, name, sub)) = route(&segs) {
+            st.requests.count(&call, kind, name, sub);
+        }
         if let Some(f) = st.failures.iter_mut().find(|f| {
             f.times > 0 && f.method == call.method && call.path.contains(&f.path_contains)
         }) {
@@ -353,7 +385,6 @@ impl FakeApi {
             let code = f.code;
             return error(&ApiError::new(code, "InternalError", "injected failure"));
         }
-        let segs: Vec<&str> = call.path.trim_matches('/').split('/').collect();
         let Some((ns, kind, name, sub)) = route(&segs) else {
             return error(&ApiError::new(
                 404,
