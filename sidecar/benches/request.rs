@@ -1,0 +1,142 @@
+//! The whole hot path of `POST /api/livekit/token` through the API router (layers, extractors, caller
+//! verification, validation, claims authorization, signing, response body), without sockets: what one
+//! request costs the server beyond hyper's connection handling.
+//!
+//! `cargo bench -p livekit-sidecar --bench request`
+//!
+//! Instruction counts, repeatable on a noisy machine: `HOT_PATH_REQUESTS=N` sends N requests per
+//! caller algorithm (HS256, then RS256) in a fixed loop instead of running criterion, e.g.
+//! `HOT_PATH_REQUESTS=20000 valgrind --tool=callgrind target/release/deps/request-<hash>`.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use axum::Router;
+use axum::body::Body;
+use criterion::Criterion;
+use http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use jsonwebtoken::{EncodingKey, Header};
+use livekit_contract::{Algorithm, Secret, SidecarSettings};
+use livekit_sidecar::auth::CallerKeyMaterial;
+use livekit_sidecar::config::{ConfigInput, Credentials, Snapshot, Source};
+use livekit_sidecar::health::ProbeSettings;
+use livekit_sidecar::http::api_router;
+use livekit_sidecar::state::{AppState, Limits};
+use serde_json::json;
+use tower::ServiceExt;
+
+const HS_SECRET: &str = "bench-caller-hs-secret-0123456789abcdefghij";
+const BODY: &str = r#"{"roomId":"64f7b1234567890abcdef123","name":"Bench User","ttl":3600}"#;
+
+fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The router of a sidecar configured like `bench/run.sh`'s, and an `Authorization` value it accepts.
+fn case(algorithm: Algorithm) -> (Router, String) {
+    let (jwt_alg, encoding, caller_keys) = match algorithm {
+        Algorithm::HS256 => (
+            jsonwebtoken::Algorithm::HS256,
+            EncodingKey::from_secret(HS_SECRET.as_bytes()),
+            CallerKeyMaterial {
+                hmac_secret: Some(Secret::new(HS_SECRET)),
+                public_keys_pem: None,
+            },
+        ),
+        Algorithm::RS256 => (
+            jsonwebtoken::Algorithm::RS256,
+            EncodingKey::from_rsa_pem(fixture("rsa-private.pem").as_bytes()).unwrap(),
+            CallerKeyMaterial {
+                hmac_secret: None,
+                public_keys_pem: Some(fixture("rsa-public.pem")),
+            },
+        ),
+        other => panic!("no benchmark case for {other:?}"),
+    };
+    let mut settings = SidecarSettings::new("ws://127.0.0.1:7880");
+    settings.auth.algorithms = vec![algorithm];
+    settings.auth.issuer = Some("https://auth.bench.local".into());
+    settings.auth.audiences = vec!["kraken".into()];
+    let input = ConfigInput {
+        source: Source::Env,
+        configured: Some((
+            settings,
+            Credentials {
+                api_key: "APIbenchkey".into(),
+                api_secret: Secret::new("bench-livekit-api-secret-0123456789abcdefghij"),
+            },
+        )),
+        caller_keys,
+        fingerprint: None,
+    };
+    let snapshot = Snapshot::build(input, None).expect("a valid configuration");
+    let probe = ProbeSettings {
+        interval: std::time::Duration::ZERO,
+        ..ProbeSettings::default()
+    };
+    let router = api_router(AppState::new(snapshot, Limits::default(), probe));
+    let claims = json!({
+        "sub": "user-64f7b1234567890abcdef456",
+        "name": "Bench User",
+        "permissions": ["JOIN_CHANNEL"],
+        "iss": "https://auth.bench.local",
+        "aud": "kraken",
+        "iat": 1_700_000_000u64,
+        "exp": 4_000_000_000u64,
+    });
+    let token = jsonwebtoken::encode(&Header::new(jwt_alg), &claims, &encoding).unwrap();
+    (router, format!("Bearer {token}"))
+}
+
+/// One request, answered and its body read, as a client would.
+async fn issue(router: &Router, authorization: &str) -> usize {
+    let request = Request::post("/api/livekit/token")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, authorization)
+        .body(Body::from(BODY))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.into_body().collect().await.unwrap().to_bytes().len()
+}
+
+fn main() {
+    livekit_sidecar::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cases = [("HS256", Algorithm::HS256), ("RS256", Algorithm::RS256)]
+        .map(|(name, algorithm)| (name, case(algorithm)));
+
+    if let Some(count) = std::env::var("HOT_PATH_REQUESTS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        for (name, (router, authorization)) in &cases {
+            let bytes = runtime.block_on(async {
+                let mut bytes = 0;
+                for _ in 0..count {
+                    bytes += issue(router, authorization).await;
+                }
+                bytes
+            });
+            println!("{name}: {count} requests, {bytes} response bytes");
+        }
+        return;
+    }
+
+    let mut criterion = Criterion::default().configure_from_args();
+    let mut group = criterion.benchmark_group("request");
+    for (name, (router, authorization)) in &cases {
+        group.bench_function(*name, |b| {
+            b.iter(|| runtime.block_on(issue(router, black_box(authorization))))
+        });
+    }
+    group.finish();
+    criterion.final_summary();
+}
