@@ -1,19 +1,35 @@
 //! Caller authentication: the application's user JWT, verified against keys and algorithms that come
 //! from configuration only. Nothing in a token's header (`alg` beyond the allow-list, `jku`, `x5u`,
 //! `jwk`, `x5c`) widens what is trusted.
+//!
+//! - [`failure`]: why a caller is refused; [`material`]: the configured key material and its checks;
+//! - `keys`: verification keys prepared once per snapshot; `compact`, `claims` and `rules`: the token
+//!   read in one pass into typed claims, and the registered-claim checks.
 
 mod claims;
+mod compact;
+mod failure;
+mod keys;
+mod material;
+mod rules;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
-use livekit_contract::{CallerAuthSettings, Secret};
-use serde_json::{Map, Value};
+use jsonwebtoken::{Algorithm, AlgorithmFamily};
+use livekit_contract::CallerAuthSettings;
 
 use crate::jwks::{JwksError, JwksSource};
-use claims::{ClaimRules, Compact};
+use claims::{CallerClaims, ClaimNames};
+use compact::Compact;
+use keys::HmacKeys;
+use rules::ClaimRules;
+
+pub use failure::{AuthFailure, VerifyError};
+pub use keys::PublicKey;
+pub(crate) use keys::family_algorithms;
+pub use material::{CallerKeyMaterial, KeyMaterialError, parse_public_keys, to_jwt_algorithm};
 
 /// Longest caller token we read; real ones are far smaller.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -32,121 +48,18 @@ pub fn has_control_chars(s: &str) -> bool {
     s.chars().any(char::is_control)
 }
 
-/// Why a caller was refused, as a small closed set: safe for a message and for a metrics label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthFailure {
-    MissingToken,
-    NotBearer,
-    Malformed,
-    BadSignature,
-    AlgorithmNotAllowed,
-    UnknownKey,
-    Expired,
-    NotYetValid,
-    WrongIssuer,
-    WrongAudience,
-    MissingClaim(&'static str),
-    CriticalHeader,
-    NoIdentity,
-    UnusableName,
-}
-
-impl AuthFailure {
-    /// A bounded label for metrics and logs.
-    pub fn reason(self) -> &'static str {
-        match self {
-            Self::MissingToken => "missing_token",
-            Self::NotBearer => "not_bearer",
-            Self::Malformed => "malformed",
-            Self::BadSignature => "bad_signature",
-            Self::AlgorithmNotAllowed => "algorithm_not_allowed",
-            Self::UnknownKey => "unknown_key",
-            Self::Expired => "expired",
-            Self::NotYetValid => "not_yet_valid",
-            Self::WrongIssuer => "wrong_issuer",
-            Self::WrongAudience => "wrong_audience",
-            Self::MissingClaim(_) => "missing_claim",
-            Self::CriticalHeader => "critical_header",
-            Self::NoIdentity => "no_identity",
-            Self::UnusableName => "unusable_name",
-        }
-    }
-}
-
-impl fmt::Display for AuthFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::MissingToken => f.write_str("Missing bearer token"),
-            Self::NotBearer => f.write_str("Authorization header must use the Bearer scheme"),
-            Self::Malformed | Self::BadSignature => f.write_str("Invalid token"),
-            Self::AlgorithmNotAllowed => f.write_str("Token algorithm is not allowed"),
-            Self::UnknownKey => f.write_str("Token signing key is not known"),
-            Self::Expired => f.write_str("Token has expired"),
-            Self::NotYetValid => f.write_str("Token is not yet valid"),
-            Self::WrongIssuer => f.write_str("Token issuer is not accepted"),
-            Self::WrongAudience => f.write_str("Token audience is not accepted"),
-            Self::MissingClaim(claim) => write!(f, "Token is missing the required claim {claim}"),
-            Self::CriticalHeader => f.write_str("Token has critical header parameters"),
-            Self::NoIdentity => f.write_str("Token has no usable identity claim"),
-            Self::UnusableName => f.write_str("Token name claim is not usable"),
-        }
-    }
-}
-
-/// The result of verifying a caller token.
-#[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
-    #[error("{0}")]
-    Refused(AuthFailure),
-    /// The keys could not be had (JWKS down): nobody can be verified, so nobody gets in.
-    #[error("caller signing keys unavailable: {0}")]
-    KeysUnavailable(String),
-}
-
-impl From<AuthFailure> for VerifyError {
-    fn from(failure: AuthFailure) -> Self {
-        Self::Refused(failure)
-    }
-}
-
-/// Who is asking, as established by a verified token.
-#[derive(Debug, Clone)]
+/// Who is asking, as established by a verified token: the claims the sidecar uses, typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Caller {
     pub subject: String,
     /// The configured identity claim (`sub` unless set otherwise).
     pub identity: String,
     pub name: Option<String>,
-    pub claims: Map<String, Value>,
-}
-
-/// Problems with caller key material, found when a configuration is built.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyMaterialError {
-    #[error("HMAC algorithms are configured but no HS secret was given")]
-    MissingHmacSecret,
-    #[error("the HS secret must be at least 32 bytes for HMAC caller tokens")]
-    ShortHmacSecret,
-    #[error(
-        "public-key algorithms are configured but neither PEM public keys nor a JWKS URL were given"
-    )]
-    MissingPublicKeys,
-    #[error("PEM public keys could not be read: {0}")]
-    BadPem(String),
-    #[error("PEM public keys contain no key usable with the configured algorithms")]
-    NoUsablePem,
-}
-
-impl KeyMaterialError {
-    /// The Secret key (file) the problem is in; the environment source maps it to its variable.
-    pub fn field(&self) -> &'static str {
-        use livekit_contract::keys;
-        match self {
-            Self::MissingHmacSecret | Self::ShortHmacSecret => keys::CALLER_HS_SECRET,
-            Self::MissingPublicKeys | Self::BadPem(_) | Self::NoUsablePem => {
-                keys::CALLER_PUBLIC_KEYS
-            }
-        }
-    }
+    /// `iss`, when the token has one (always a string: anything else is refused).
+    pub issuer: Option<String>,
+    /// The string entries of the configured authorization claim when the token holds an array there
+    /// and authorization reads the token (`claims` mode); `None` otherwise.
+    pub permissions: Option<Vec<String>>,
 }
 
 /// Verifies caller tokens for one configuration snapshot.
@@ -154,11 +67,10 @@ pub struct CallerVerifier {
     /// The allow-list; a token's `alg` outside it is refused before any key is touched.
     algorithms: Vec<Algorithm>,
     rules: ClaimRules,
-    hmac: Option<DecodingKey>,
-    public_keys: Vec<DecodingKey>,
+    names: ClaimNames,
+    hmac: Option<HmacKeys>,
+    public_keys: Vec<PublicKey>,
     jwks: Option<Arc<JwksSource>>,
-    identity_claim: String,
-    name_claim: String,
 }
 
 impl fmt::Debug for CallerVerifier {
@@ -169,40 +81,6 @@ impl fmt::Debug for CallerVerifier {
             .field("public_keys", &self.public_keys.len())
             .field("jwks", &self.jwks.as_ref().map(|j| j.url().to_string()))
             .finish()
-    }
-}
-
-/// Key material for caller tokens, as read from the Secret or the environment.
-#[derive(Default)]
-pub struct CallerKeyMaterial {
-    pub hmac_secret: Option<Secret>,
-    pub public_keys_pem: Option<String>,
-}
-
-impl fmt::Debug for CallerKeyMaterial {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CallerKeyMaterial")
-            .field("hmac_secret", &self.hmac_secret)
-            .field("public_keys_pem", &self.public_keys_pem.is_some())
-            .finish()
-    }
-}
-
-pub fn to_jwt_algorithm(algorithm: livekit_contract::Algorithm) -> Algorithm {
-    use livekit_contract::Algorithm as A;
-    match algorithm {
-        A::HS256 => Algorithm::HS256,
-        A::HS384 => Algorithm::HS384,
-        A::HS512 => Algorithm::HS512,
-        A::RS256 => Algorithm::RS256,
-        A::RS384 => Algorithm::RS384,
-        A::RS512 => Algorithm::RS512,
-        A::PS256 => Algorithm::PS256,
-        A::PS384 => Algorithm::PS384,
-        A::PS512 => Algorithm::PS512,
-        A::ES256 => Algorithm::ES256,
-        A::ES384 => Algorithm::ES384,
-        A::EdDSA => Algorithm::EdDSA,
     }
 }
 
@@ -227,7 +105,7 @@ impl CallerVerifier {
             if secret.expose().len() < livekit_contract::limits::MIN_HMAC_SECRET_BYTES {
                 return Err(KeyMaterialError::ShortHmacSecret);
             }
-            Some(DecodingKey::from_secret(secret.expose().as_bytes()))
+            Some(HmacKeys::new(secret, &algorithms))
         } else {
             None
         };
@@ -241,7 +119,9 @@ impl CallerVerifier {
                 if !usable {
                     return Err(KeyMaterialError::NoUsablePem);
                 }
-                keys
+                keys.iter()
+                    .map(|key| PublicKey::parse(key, &algorithms))
+                    .collect()
             }
             _ => Vec::new(),
         };
@@ -254,16 +134,28 @@ impl CallerVerifier {
             audiences: settings.audiences.clone(),
             leeway: u64::from(settings.leeway_seconds),
         };
+        let names = ClaimNames {
+            identity: settings.identity_claim.clone(),
+            name: settings.name_claim.clone(),
+            permissions: None,
+        };
 
         Ok(Self {
             algorithms,
             rules,
+            names,
             hmac,
             public_keys,
             jwks,
-            identity_claim: settings.identity_claim.clone(),
-            name_claim: settings.name_claim.clone(),
         })
+    }
+
+    /// Also reads `claim` into [`Caller::permissions`]: the authorization claim, when authorization
+    /// reads the token.
+    #[must_use]
+    pub fn with_permissions_claim(mut self, claim: Option<String>) -> Self {
+        self.names.permissions = claim;
+        self
     }
 
     /// The JWKS source, so that a reload with the same URL can keep its cache.
@@ -290,8 +182,8 @@ impl CallerVerifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthFailure::Malformed.into());
         }
-        let compact = claims::split(token)?;
-        let header = claims::header(&compact)?;
+        let compact = compact::split(token)?;
+        let header = compact::header(&compact)?;
         if header.crit.is_some() {
             return Err(AuthFailure::CriticalHeader.into());
         }
@@ -301,8 +193,11 @@ impl CallerVerifier {
         }
         match alg.family() {
             AlgorithmFamily::Hmac => {
-                let key = self.hmac.as_ref().ok_or(AuthFailure::AlgorithmNotAllowed)?;
-                check_signature(&compact, key, alg)?;
+                let keys = self.hmac.as_ref().ok_or(AuthFailure::AlgorithmNotAllowed)?;
+                let signature = compact.signature_bytes()?;
+                if !keys.verify(alg, compact.message.as_bytes(), &signature) {
+                    return Err(AuthFailure::BadSignature.into());
+                }
             }
             family => {
                 if !self.any_pem_key_signed(&compact, family, alg)? {
@@ -311,9 +206,9 @@ impl CallerVerifier {
                 }
             }
         }
-        let claims = claims::claims(&compact)?;
+        let claims = claims::read(&compact, &self.names)?;
         self.rules.check(&claims, now)?;
-        self.caller_from(claims).map_err(VerifyError::from)
+        caller_from(claims).map_err(VerifyError::from)
     }
 
     /// Whether one of the configured PEM keys of the right family made the signature.
@@ -323,13 +218,16 @@ impl CallerVerifier {
         family: AlgorithmFamily,
         alg: Algorithm,
     ) -> Result<bool, AuthFailure> {
-        for key in self.public_keys.iter().filter(|k| k.family() == family) {
-            match check_signature(compact, key, alg) {
-                Err(AuthFailure::BadSignature) => continue,
-                other => return other.map(|()| true),
-            }
-        }
-        Ok(false)
+        let mut keys = self.public_keys.iter().filter(|k| k.family() == family);
+        let Some(first) = keys.next() else {
+            return Ok(false);
+        };
+        // Decoded only once a key is there to try it, so a token for an unknown key stays "unknown".
+        let signature = compact.signature_bytes()?;
+        let message = compact.message.as_bytes();
+        Ok(std::iter::once(first)
+            .chain(keys)
+            .any(|key| key.verify(alg, message, &signature)))
     }
 
     async fn check_with_jwks(
@@ -350,35 +248,42 @@ impl CallerVerifier {
             JwksError::UnknownKey => VerifyError::Refused(AuthFailure::UnknownKey),
             other => VerifyError::KeysUnavailable(other.to_string()),
         })?;
-        Ok(check_signature(compact, &key, alg)?)
+        let signature = compact.signature_bytes()?;
+        if key.verify(alg, compact.message.as_bytes(), &signature) {
+            Ok(())
+        } else {
+            Err(AuthFailure::BadSignature.into())
+        }
     }
+}
 
-    fn caller_from(&self, claims: Map<String, Value>) -> Result<Caller, AuthFailure> {
-        let subject = claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .ok_or(AuthFailure::MissingClaim("sub"))?
-            .to_owned();
-        let identity = claims
-            .get(&self.identity_claim)
-            .and_then(Value::as_str)
-            .filter(|s| usable_text(s))
-            .ok_or(AuthFailure::NoIdentity)?
-            .to_owned();
-        // A name that breaks the rules is refused, not dropped: the caller's token is wrong, and a
-        // silent fallback would hide it.
-        let name = match claims.get(&self.name_claim).and_then(Value::as_str) {
-            Some(name) if !usable_text(name) => return Err(AuthFailure::UnusableName),
-            name => name.map(str::to_owned),
-        };
-        Ok(Caller {
-            subject,
-            identity,
-            name,
-            claims,
-        })
+/// The caller a verified token names, after the identity and name rules.
+fn caller_from(mut claims: CallerClaims) -> Result<Caller, AuthFailure> {
+    let subject = claims
+        .sub
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or(AuthFailure::MissingClaim("sub"))?
+        .to_owned();
+    let identity = claims
+        .identity
+        .as_str()
+        .filter(|s| usable_text(s))
+        .ok_or(AuthFailure::NoIdentity)?
+        .to_owned();
+    // A name that breaks the rules is refused, not dropped: the caller's token is wrong, and a
+    // silent fallback would hide it.
+    let name = claims.take_name();
+    if name.as_deref().is_some_and(|name| !usable_text(name)) {
+        return Err(AuthFailure::UnusableName);
     }
+    Ok(Caller {
+        subject,
+        identity,
+        name,
+        issuer: claims.issuer(),
+        permissions: claims.take_permissions(),
+    })
 }
 
 /// Extracts the token from `Authorization: Bearer <token>` (scheme case-insensitive, per RFC 7235).
@@ -397,50 +302,6 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str, AuthFailure> {
         return Err(AuthFailure::MissingToken);
     }
     Ok(token)
-}
-
-fn check_signature(
-    compact: &Compact<'_>,
-    key: &DecodingKey,
-    alg: Algorithm,
-) -> Result<(), AuthFailure> {
-    match jsonwebtoken::crypto::verify(compact.signature, compact.message.as_bytes(), key, alg) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(AuthFailure::BadSignature),
-        Err(_) => Err(AuthFailure::Malformed),
-    }
-}
-
-/// Reads every PEM block; each must be an RSA, EC or Ed25519 public key.
-pub fn parse_public_keys(text: &str) -> Result<Vec<DecodingKey>, KeyMaterialError> {
-    let blocks = pem::parse_many(text).map_err(|e| KeyMaterialError::BadPem(e.to_string()))?;
-    if blocks.is_empty() {
-        return Err(KeyMaterialError::BadPem("no PEM block found".into()));
-    }
-    blocks
-        .iter()
-        .enumerate()
-        .map(|(index, block)| {
-            if block.tag().contains("PRIVATE") {
-                return Err(KeyMaterialError::BadPem(format!(
-                    "block {} is a private key; give public keys only",
-                    index + 1
-                )));
-            }
-            let encoded = pem::encode(block);
-            let bytes = encoded.as_bytes();
-            DecodingKey::from_rsa_pem(bytes)
-                .or_else(|_| DecodingKey::from_ec_pem(bytes))
-                .or_else(|_| DecodingKey::from_ed_pem(bytes))
-                .map_err(|_| {
-                    KeyMaterialError::BadPem(format!(
-                        "block {} ({}) is not an RSA, EC or Ed25519 public key",
-                        index + 1,
-                        block.tag()
-                    ))
-                })
-        })
-        .collect()
 }
 
 #[cfg(test)]

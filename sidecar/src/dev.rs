@@ -56,6 +56,6 @@ mod tests {
         let caller = verifier.verify(&dev_token(&args).unwrap()).await.unwrap();
         assert_eq!(caller.identity, "alice");
         assert_eq!(caller.name.as_deref(), Some("Alice"));
-        assert_eq!(caller.claims["permissions"], json!(["JOIN_CHANNEL"]));
+        assert_eq!(caller.permissions, Some(vec!["JOIN_CHANNEL".to_owned()]));
     }
 }

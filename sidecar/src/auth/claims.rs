@@ -1,131 +1,359 @@
-//! One pass over a caller token: split the compact form once, read the header into a small typed struct,
-//! and (after the signature checked out) parse the claims once and check the registered ones by hand.
-//! jsonwebtoken's `decode` parses the header twice and the claims twice, and accepts an `iss` array
-//! holding the expected issuer; here `iss` must be a string (RFC 7519 §4.1.1).
+//! The claims of a caller token, read once (after the signature checked out) into [`CallerClaims`],
+//! keeping only the claims the sidecar looks at: the registered ones it checks and the configured
+//! identity, name and authorization claims. Every other claim is skipped without being built, and no
+//! map of all claims is made. Which types a claim may have is left to the checks, so reading never
+//! refuses a token a check would have refused with another reason.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::Algorithm;
+use std::fmt;
+
 use serde::Deserialize;
-use serde::de::IgnoredAny;
-use serde_json::{Map, Value};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::AuthFailure;
+use super::compact::{Compact, decode_part};
 
-/// The three parts of a compact JWS.
-pub(super) struct Compact<'a> {
-    /// `header.payload`, what the signature covers.
-    pub message: &'a str,
-    pub header: &'a str,
-    pub payload: &'a str,
-    pub signature: &'a str,
-}
-
-pub(super) fn split(token: &str) -> Result<Compact<'_>, AuthFailure> {
-    let (message, signature) = token.rsplit_once('.').ok_or(AuthFailure::Malformed)?;
-    let (header, payload) = message.split_once('.').ok_or(AuthFailure::Malformed)?;
-    if header.is_empty() || payload.contains('.') || signature.is_empty() {
-        return Err(AuthFailure::Malformed);
-    }
-    Ok(Compact {
-        message,
-        header,
-        payload,
-        signature,
-    })
-}
-
-/// What the sidecar reads from a token header; everything else in it (`jku`, `x5u`, `jwk`, `x5c`) is
-/// ignored, so nothing there widens what is trusted.
-#[derive(Deserialize)]
-pub(super) struct JoseHeader {
-    pub alg: Algorithm,
-    #[serde(default)]
-    pub kid: Option<String>,
-    #[serde(default)]
-    pub crit: Option<IgnoredAny>,
-}
-
-fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, AuthFailure> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| AuthFailure::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| AuthFailure::Malformed)
-}
-
-pub(super) fn header(compact: &Compact<'_>) -> Result<JoseHeader, AuthFailure> {
-    decode_json(compact.header)
-}
-
-pub(super) fn claims(compact: &Compact<'_>) -> Result<Map<String, Value>, AuthFailure> {
-    decode_json(compact.payload)
-}
-
-/// The registered claims a configuration asks for, prepared once per snapshot.
+/// The claim names a configuration reads besides the registered ones.
 #[derive(Debug, Clone)]
-pub(super) struct ClaimRules {
-    pub issuer: Option<String>,
-    pub audiences: Vec<String>,
-    pub leeway: u64,
+pub(super) struct ClaimNames {
+    pub identity: String,
+    pub name: String,
+    /// The authorization claim, when authorization reads the token (`claims` mode).
+    pub permissions: Option<String>,
 }
 
-impl ClaimRules {
-    /// `exp` required and not past, `nbf` not ahead (both within the leeway), `iss` the configured string
-    /// and `aud` one of the configured audiences when configured. `now` is seconds since the epoch.
-    pub fn check(&self, claims: &Map<String, Value>, now: u64) -> Result<(), AuthFailure> {
-        let exp = numeric(claims, "exp")?.ok_or(AuthFailure::MissingClaim("exp"))?;
-        if exp.saturating_add(self.leeway) < now {
-            return Err(AuthFailure::Expired);
+pub(super) fn read(compact: &Compact<'_>, names: &ClaimNames) -> Result<CallerClaims, AuthFailure> {
+    let bytes = decode_part(compact.payload)?;
+    let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+    let claims = names
+        .deserialize(&mut deserializer)
+        .map_err(|_| AuthFailure::Malformed)?;
+    deserializer.end().map_err(|_| AuthFailure::Malformed)?;
+    Ok(claims)
+}
+
+/// A claim's value as the checks read it. Reading never fails on a claim's type: which types a claim
+/// may have is decided by the checks, in their order, as before.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) enum ClaimValue {
+    /// Not in the token, or `null`.
+    #[default]
+    Absent,
+    Str(String),
+    /// A number: whole seconds when it is a non-negative one (fractions cut), `None` otherwise.
+    Number(Option<u64>),
+    /// An array: its string elements; others are dropped, as no check accepts them.
+    Strings(Vec<String>),
+    /// A boolean or an object.
+    Other,
+}
+
+impl ClaimValue {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::Str(s) => Some(s),
+            _ => None,
         }
-        if numeric(claims, "nbf")?.is_some_and(|nbf| nbf > now.saturating_add(self.leeway)) {
-            return Err(AuthFailure::NotYetValid);
+    }
+
+    fn into_string(self) -> Option<String> {
+        match self {
+            Self::Str(s) => Some(s),
+            _ => None,
         }
-        match present(claims, "iss") {
-            None if self.issuer.is_some() => return Err(AuthFailure::MissingClaim("iss")),
-            None => {}
-            Some(Value::String(iss))
-                if self.issuer.as_ref().is_some_and(|expected| expected != iss) =>
-            {
-                return Err(AuthFailure::WrongIssuer);
-            }
-            Some(Value::String(_)) => {}
-            // An array or object is not an issuer, whatever it holds.
-            Some(_) => return Err(AuthFailure::WrongIssuer),
-        }
-        if !self.audiences.is_empty() {
-            let accepted = |aud: &str| self.audiences.iter().any(|a| a == aud);
-            let ok = match present(claims, "aud") {
-                None => return Err(AuthFailure::MissingClaim("aud")),
-                Some(Value::String(aud)) => accepted(aud),
-                Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str().is_some_and(accepted)),
-                Some(_) => false,
-            };
-            if !ok {
-                return Err(AuthFailure::WrongAudience);
-            }
-        }
-        Ok(())
     }
 }
 
-/// A claim that is there and not `null`.
-fn present<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    claims.get(name).filter(|v| !v.is_null())
+/// The claims of a caller token the sidecar reads; every other claim is skipped.
+#[derive(Debug, Default)]
+pub(super) struct CallerClaims {
+    pub exp: ClaimValue,
+    pub nbf: ClaimValue,
+    pub iss: ClaimValue,
+    pub aud: ClaimValue,
+    pub sub: ClaimValue,
+    /// The configured identity claim (`sub` by default).
+    pub identity: ClaimValue,
+    /// The configured name claim.
+    pub name: ClaimValue,
+    /// The configured authorization claim.
+    pub permissions: ClaimValue,
 }
 
-/// A NumericDate claim as whole seconds; fractions are cut, anything but a non-negative number refused.
-fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, AuthFailure> {
-    match present(claims, name) {
-        None => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| *f >= 0.0 && f.is_finite())
-                    .map(|f| f as u64)
-            })
-            .map(Some)
-            .ok_or(AuthFailure::Malformed),
-        Some(_) => Err(AuthFailure::Malformed),
+impl CallerClaims {
+    pub fn issuer(&self) -> Option<String> {
+        self.iss.as_str().map(str::to_owned)
+    }
+
+    pub fn take_name(&mut self) -> Option<String> {
+        std::mem::take(&mut self.name).into_string()
+    }
+
+    pub fn take_permissions(&mut self) -> Option<Vec<String>> {
+        match std::mem::take(&mut self.permissions) {
+            ClaimValue::Strings(permissions) => Some(permissions),
+            _ => None,
+        }
+    }
+}
+
+// The roles a claim name can play; one name can play several (the identity claim is `sub` by default).
+const EXP: u8 = 1;
+const NBF: u8 = 1 << 1;
+const ISS: u8 = 1 << 2;
+const AUD: u8 = 1 << 3;
+const SUB: u8 = 1 << 4;
+const IDENTITY: u8 = 1 << 5;
+const NAME: u8 = 1 << 6;
+const PERMISSIONS: u8 = 1 << 7;
+
+impl ClaimNames {
+    fn roles(&self, key: &str) -> u8 {
+        let mut roles = match key {
+            "exp" => EXP,
+            "nbf" => NBF,
+            "iss" => ISS,
+            "aud" => AUD,
+            "sub" => SUB,
+            _ => 0,
+        };
+        if key == self.identity {
+            roles |= IDENTITY;
+        }
+        if key == self.name {
+            roles |= NAME;
+        }
+        if self.permissions.as_deref() == Some(key) {
+            roles |= PERMISSIONS;
+        }
+        roles
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for &ClaimNames {
+    type Value = CallerClaims;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<CallerClaims, D::Error> {
+        deserializer.deserialize_map(ClaimsVisitor(self))
+    }
+}
+
+struct ClaimsVisitor<'a>(&'a ClaimNames);
+
+impl<'de> Visitor<'de> for ClaimsVisitor<'_> {
+    type Value = CallerClaims;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of claims")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CallerClaims, A::Error> {
+        let mut claims = CallerClaims::default();
+        while let Some(roles) = map.next_key_seed(RolesOf(self.0))? {
+            if roles == 0 {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let value: ClaimValue = map.next_value()?;
+            // A repeated claim: the last one wins, as with JSON.parse and a map.
+            for (role, slot) in [
+                (EXP, &mut claims.exp),
+                (NBF, &mut claims.nbf),
+                (ISS, &mut claims.iss),
+                (AUD, &mut claims.aud),
+                (SUB, &mut claims.sub),
+                (IDENTITY, &mut claims.identity),
+                (NAME, &mut claims.name),
+                (PERMISSIONS, &mut claims.permissions),
+            ] {
+                if roles & role != 0 {
+                    slot.clone_from(&value);
+                }
+            }
+        }
+        Ok(claims)
+    }
+}
+
+/// Reads a claim name as the roles it plays, without allocating it.
+struct RolesOf<'a>(&'a ClaimNames);
+
+impl<'de> DeserializeSeed<'de> for RolesOf<'_> {
+    type Value = u8;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<u8, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for RolesOf<'_> {
+    type Value = u8;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a claim name")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<u8, E> {
+        Ok(self.0.roles(key))
+    }
+}
+
+impl<'de> Deserialize<'de> for ClaimValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ClaimValueVisitor)
+    }
+}
+
+struct ClaimValueVisitor;
+
+impl<'de> Visitor<'de> for ClaimValueVisitor {
+    type Value = ClaimValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<ClaimValue, E> {
+        Ok(ClaimValue::Absent)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<ClaimValue, E> {
+        Ok(ClaimValue::Other)
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<ClaimValue, E> {
+        Ok(ClaimValue::Number(Some(n)))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<ClaimValue, E> {
+        Ok(ClaimValue::Number(u64::try_from(n).ok()))
+    }
+
+    fn visit_f64<E: de::Error>(self, f: f64) -> Result<ClaimValue, E> {
+        // `as` saturates: a date past u64 seconds is "never expires", as before.
+        let seconds = (f >= 0.0 && f.is_finite()).then_some(f as u64);
+        Ok(ClaimValue::Number(seconds))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<ClaimValue, E> {
+        Ok(ClaimValue::Str(s.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<ClaimValue, E> {
+        Ok(ClaimValue::Str(s))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ClaimValue, A::Error> {
+        let mut strings = Vec::new();
+        while let Some(element) = seq.next_element::<StringOrSkipped>()? {
+            if let StringOrSkipped(Some(s)) = element {
+                strings.push(s);
+            }
+        }
+        Ok(ClaimValue::Strings(strings))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ClaimValue, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(ClaimValue::Other)
+    }
+}
+
+/// An array element: kept when it is a string, skipped (nested values too) otherwise.
+struct StringOrSkipped(Option<String>);
+
+impl<'de> Deserialize<'de> for StringOrSkipped {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match deserializer.deserialize_any(ClaimValueVisitor)? {
+            ClaimValue::Str(s) => Ok(Self(Some(s))),
+            _ => Ok(Self(None)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn names(identity: &str, name: &str, permissions: Option<&str>) -> ClaimNames {
+        ClaimNames {
+            identity: identity.into(),
+            name: name.into(),
+            permissions: permissions.map(Into::into),
+        }
+    }
+
+    fn read_json(names: &ClaimNames, json: &str) -> Result<CallerClaims, AuthFailure> {
+        let payload = URL_SAFE_NO_PAD.encode(json);
+        let token = format!("e30.{payload}.c2ln");
+        read(&super::super::compact::split(&token).unwrap(), names)
+    }
+
+    #[test]
+    fn values_keep_what_the_checks_need() {
+        let claims = read_json(
+            &names("sub", "name", Some("permissions")),
+            r#"{"exp": 1.9e3, "nbf": -1, "iss": "a\u0062c", "aud": ["x", 1, null, "y", ["z"]],
+                "sub": "s", "name": {"first": "n"}, "permissions": ["P", {"P": 1}, "Q"],
+                "other": [1, {"deep": [null]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(claims.exp, ClaimValue::Number(Some(1900)));
+        assert_eq!(claims.nbf, ClaimValue::Number(None));
+        assert_eq!(claims.iss, ClaimValue::Str("abc".into()));
+        assert_eq!(
+            claims.aud,
+            ClaimValue::Strings(vec!["x".into(), "y".into()])
+        );
+        assert_eq!(claims.sub, ClaimValue::Str("s".into()));
+        assert_eq!(claims.identity, ClaimValue::Str("s".into()));
+        assert_eq!(claims.name, ClaimValue::Other);
+        assert_eq!(
+            claims.permissions,
+            ClaimValue::Strings(vec!["P".into(), "Q".into()])
+        );
+    }
+
+    #[test]
+    fn configured_names_escaped_keys_and_repeats() {
+        let names = names("uid", "display", Some("roles"));
+        let claims = read_json(
+            &names,
+            r#"{"\u0075id": "u", "display": "first", "display": "second", "roles": true,
+                "exp": 5, "exp": null}"#,
+        )
+        .unwrap();
+        assert_eq!(claims.identity.as_str(), Some("u"));
+        assert_eq!(claims.name.as_str(), Some("second"));
+        assert_eq!(claims.permissions, ClaimValue::Other);
+        assert_eq!(claims.exp, ClaimValue::Absent);
+        assert_eq!(claims.sub, ClaimValue::Absent);
+        // The authorization claim is not kept unless authorization reads the token.
+        let claims = read_json(
+            &super::tests::names("sub", "name", None),
+            r#"{"roles": ["A"]}"#,
+        );
+        assert_eq!(claims.unwrap().permissions, ClaimValue::Absent);
+    }
+
+    #[test]
+    fn only_a_json_object_is_a_claims_set() {
+        let names = names("sub", "name", None);
+        for json in [
+            "[]",
+            "\"sub\"",
+            "1",
+            "null",
+            "{\"sub\": \"a\"} x",
+            "{\"sub\": }",
+            "",
+        ] {
+            assert_eq!(
+                read_json(&names, json).err(),
+                Some(AuthFailure::Malformed),
+                "{json}"
+            );
+        }
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use livekit_contract::Secret;
 
 #[test]
 fn bearer_parsing() {

@@ -53,6 +53,7 @@ impl Snapshot {
             })?;
         let authorizer = Authorizer::new(&settings.authorization)
             .map_err(|e| field_error(fields::AUTHZ_WEBHOOK_URL, e.to_string()))?;
+        let verifier = verifier.with_permissions_claim(authorizer.permissions_claim());
         let signer = LiveKitSigner::new(credentials.api_key, &credentials.api_secret);
         Ok(Self {
             source: input.source,

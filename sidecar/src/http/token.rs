@@ -3,7 +3,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +13,7 @@ use super::extract::{Authenticated, JsonObject};
 use super::openapi::TokenErrors;
 use super::{TOKEN_PATH, TOKEN_SOURCE_PATH};
 use crate::state::AppState;
-use crate::token::{claims_for, iso8601_millis, resolve_identity};
+use crate::token::{SignError, claims_for, iso8601_millis, resolve_identity};
 use crate::validation::{
     TokenRequestBody, TokenSourceRequestBody, validate_token_request, validate_token_source_request,
 };
@@ -133,26 +132,60 @@ async fn token_response(
     let token = service.signer.sign(&claims)?;
     // Per token at debug only: the metrics count tokens, and a line per request costs a fifth of the CPU.
     tracing::debug!(ttl = claims.exp - claims.nbf, "token issued");
-    let mut response = match flavor {
-        Flavor::Documented => Json(TokenResponse {
-            token,
-            expires_at: iso8601_millis(claims.exp),
-            identity: claims.sub,
-            room_id: claims.video.room,
-            name: claims.name,
-        })
-        .into_response(),
-        Flavor::TokenSource => Json(TokenSourceResponse {
-            server_url: &service.settings.server_url,
-            participant_token: token,
-        })
-        .into_response(),
-    };
+    let body = match flavor {
+        Flavor::Documented => {
+            let expires_at = iso8601_millis(claims.exp);
+            let capacity = 96
+                + token.len()
+                + claims.sub.len()
+                + claims.video.room.len()
+                + claims.name.as_ref().map_or(0, |n| n.len() + 10)
+                + expires_at.len();
+            json_body(
+                &TokenResponse {
+                    token,
+                    expires_at,
+                    identity: claims.sub,
+                    room_id: claims.video.room,
+                    name: claims.name,
+                },
+                capacity,
+            )
+        }
+        Flavor::TokenSource => {
+            let server_url = &service.settings.server_url;
+            let capacity = 48 + server_url.len() + token.len();
+            json_body(
+                &TokenSourceResponse {
+                    server_url,
+                    participant_token: token,
+                },
+                capacity,
+            )
+        }
+    }?;
     // A bearer credential: no cache may keep it.
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let response = (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response();
     Ok(response)
+}
+
+/// A JSON body serialized into a buffer of `capacity` bytes, the caller's bound on its length unless
+/// strings need escaping, so it is written without regrowth (axum's `Json` starts at 128 bytes and
+/// doubles three times for a token response).
+fn json_body(value: &impl Serialize, capacity: usize) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut body, value).map_err(SignError::from)?;
+    Ok(body)
 }
 
 fn unix_now() -> u64 {
