@@ -26,7 +26,7 @@ use compact::Compact;
 use keys::HmacKeys;
 use rules::ClaimRules;
 
-pub use failure::{AuthFailure, VerifyError};
+pub use failure::{AUTH_FAILURE_REASONS, AuthFailure, VerifyError};
 pub use keys::PublicKey;
 pub(crate) use keys::family_algorithms;
 pub use material::{CallerKeyMaterial, KeyMaterialError, parse_public_keys, to_jwt_algorithm};

@@ -30,11 +30,35 @@ struct RouteHandles {
     counts_tokens: bool,
 }
 
+/// The series of a counter whose label values form a closed set, resolved once: counting a value is
+/// a comparison of a few short strings, never a hash of label values.
+pub struct LabelledCounters(Vec<(&'static str, IntCounter)>);
+
+impl LabelledCounters {
+    /// Resolves (and so creates, at zero) the series of every value, so rates and absent() behave.
+    fn new(counters: &IntCounterVec, values: &[&'static str]) -> Self {
+        Self(
+            values
+                .iter()
+                .map(|value| (*value, counters.with_label_values(&[value])))
+                .collect(),
+        )
+    }
+
+    /// Counts one `value`, which must be one of the values the set was made with.
+    pub fn inc(&self, value: &str) {
+        debug_assert!(self.0.iter().any(|(v, _)| *v == value), "{value}");
+        if let Some((_, counter)) = self.0.iter().find(|(v, _)| *v == value) {
+            counter.inc();
+        }
+    }
+}
+
 /// Pre-resolved series of the API routes.
 pub struct RouteMetrics {
     /// The known routes, then [`UNMATCHED`] last.
     routes: Vec<(&'static str, RouteHandles)>,
-    tokens: Vec<(&'static str, IntCounter)>,
+    tokens: LabelledCounters,
 }
 
 impl RouteMetrics {
@@ -58,10 +82,7 @@ impl RouteMetrics {
 
     /// Counts a finished token request; `outcome` is one of [`TOKEN_OUTCOMES`].
     pub fn observe_token(&self, outcome: &str) {
-        debug_assert!(TOKEN_OUTCOMES.contains(&outcome), "{outcome}");
-        if let Some((_, counter)) = self.tokens.iter().find(|(o, _)| *o == outcome) {
-            counter.inc();
-        }
+        self.tokens.inc(outcome);
     }
 }
 
@@ -74,8 +95,10 @@ pub struct Metrics {
     pub tokens: IntCounterVec,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
-    pub auth_failures: IntCounterVec,
-    pub webhook_requests: IntCounterVec,
+    /// By [`crate::auth::AUTH_FAILURE_REASONS`].
+    pub auth_failures: LabelledCounters,
+    /// By [`crate::authz::WEBHOOK_OUTCOMES`].
+    pub webhook_requests: LabelledCounters,
     pub webhook_duration: Histogram,
     pub reloads: IntCounterVec,
     pub last_reload_success: Gauge,
@@ -200,9 +223,10 @@ impl Metrics {
         for result in ["success", "failure"] {
             reloads.with_label_values(&[result]);
         }
-        for outcome in crate::authz::WEBHOOK_OUTCOMES {
-            webhook_requests.with_label_values(&[outcome]);
-        }
+        let webhook_requests =
+            LabelledCounters::new(&webhook_requests, crate::authz::WEBHOOK_OUTCOMES);
+        let auth_failures =
+            LabelledCounters::new(&auth_failures, crate::auth::AUTH_FAILURE_REASONS);
 
         Self {
             registry,
@@ -237,10 +261,7 @@ impl Metrics {
         all.push((UNMATCHED, handles(UNMATCHED, false)));
         RouteMetrics {
             routes: all,
-            tokens: TOKEN_OUTCOMES
-                .iter()
-                .map(|outcome| (*outcome, self.tokens.with_label_values(&[outcome])))
-                .collect(),
+            tokens: LabelledCounters::new(&self.tokens, TOKEN_OUTCOMES),
         }
     }
 
@@ -317,6 +338,14 @@ mod tests {
         assert!(text.contains("livekit_sidecar_tokens_total{outcome=\"issued\"} 0"));
         assert!(text.contains("livekit_sidecar_build_info{version=\""));
         assert!(text.contains("livekit_sidecar_config_reloads_total{result=\"failure\"} 0"));
+        assert!(
+            text.contains(
+                "livekit_sidecar_caller_auth_failures_total{reason=\"keys_unavailable\"} 0"
+            )
+        );
+        assert!(
+            text.contains("livekit_sidecar_authz_webhook_requests_total{outcome=\"timeout\"} 0")
+        );
     }
 
     #[test]

@@ -63,6 +63,26 @@ impl fmt::Display for AuthFailure {
     }
 }
 
+/// Every value of the `reason` label of `livekit_sidecar_caller_auth_failures_total`: each
+/// [`AuthFailure::reason`], and `keys_unavailable`.
+pub const AUTH_FAILURE_REASONS: &[&str] = &[
+    "missing_token",
+    "not_bearer",
+    "malformed",
+    "bad_signature",
+    "algorithm_not_allowed",
+    "unknown_key",
+    "expired",
+    "not_yet_valid",
+    "wrong_issuer",
+    "wrong_audience",
+    "missing_claim",
+    "critical_header",
+    "no_identity",
+    "unusable_name",
+    "keys_unavailable",
+];
+
 /// The result of verifying a caller token.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -71,6 +91,16 @@ pub enum VerifyError {
     /// The keys could not be had (JWKS down): nobody can be verified, so nobody gets in.
     #[error("caller signing keys unavailable: {0}")]
     KeysUnavailable(String),
+}
+
+impl VerifyError {
+    /// A bounded label for metrics: one of [`AUTH_FAILURE_REASONS`].
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Refused(failure) => failure.reason(),
+            Self::KeysUnavailable(_) => "keys_unavailable",
+        }
+    }
 }
 
 impl From<AuthFailure> for VerifyError {

@@ -48,6 +48,13 @@ fn reasons_are_distinct() {
     ];
     let reasons: std::collections::HashSet<_> = all.iter().map(|f| f.reason()).collect();
     assert_eq!(reasons.len(), all.len());
+    // The metric's label set is exactly these and keys_unavailable.
+    let unavailable = VerifyError::KeysUnavailable(String::new()).reason();
+    let mut labelled: Vec<_> = reasons.into_iter().chain([unavailable]).collect();
+    labelled.sort_unstable();
+    let mut listed = AUTH_FAILURE_REASONS.to_vec();
+    listed.sort_unstable();
+    assert_eq!(labelled, listed);
 }
 
 const HS: &str = "0123456789abcdef0123456789abcdef";

@@ -126,7 +126,7 @@ impl WebhookAuthorizer {
             Ok(Decision::ChannelNotFound) => "not_found",
             Err(failure) => failure.outcome(),
         };
-        metrics.webhook_requests.with_label_values(&[outcome]).inc();
+        metrics.webhook_requests.inc(outcome);
         let decision = result.map_err(|_| AuthzError::Unavailable)?;
         self.cache.put(key, decision, Instant::now());
         Ok(decision)

@@ -13,7 +13,8 @@ use crate::token::LiveKitSigner;
 /// Everything a request needs, validated and immutable.
 pub struct Snapshot {
     pub source: Source,
-    pub service: Option<Service>,
+    /// Shared, so a request holds the configured part it works with without an `Option` to check.
+    pub service: Option<Arc<Service>>,
     pub fingerprint: Option<u64>,
 }
 
@@ -58,12 +59,12 @@ impl Snapshot {
         Ok(Self {
             source: input.source,
             fingerprint: input.fingerprint,
-            service: Some(Service {
+            service: Some(Arc::new(Service {
                 settings,
                 signer,
                 verifier,
                 authorizer,
-            }),
+            })),
         })
     }
 

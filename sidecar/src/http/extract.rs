@@ -11,19 +11,19 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use crate::auth::{AuthFailure, Caller, VerifyError};
-use crate::config::{Service, Snapshot};
+use crate::config::Service;
 use crate::state::{AppState, Limits};
 
-/// The snapshot of a configured sidecar, taken once per request: a reload meanwhile changes nothing
-/// for it. Without LiveKit credentials the request is refused (500, as the API document says).
-pub struct Configured(Arc<Snapshot>);
+/// The configured part of the snapshot, taken once per request: a reload meanwhile changes nothing
+/// for it. Without LiveKit credentials the request is refused (500, as the API document says). The one
+/// place that guard lives: handlers get a [`Service`] and never check again.
+pub struct Configured(Arc<Service>);
 
-impl Configured {
-    pub fn service(&self) -> &Service {
-        self.0
-            .service
-            .as_ref()
-            .expect("Configured is only built for a configured snapshot")
+impl std::ops::Deref for Configured {
+    type Target = Service;
+
+    fn deref(&self) -> &Service {
+        &self.0
     }
 }
 
@@ -31,11 +31,9 @@ impl FromRequestParts<AppState> for Configured {
     type Rejection = ApiError;
 
     async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let snapshot = state.snapshot();
-        if snapshot.is_configured() {
-            Ok(Self(snapshot))
-        } else {
-            Err(ApiError::NotConfigured)
+        match &state.snapshot().service {
+            Some(service) => Ok(Self(Arc::clone(service))),
+            None => Err(ApiError::NotConfigured),
         }
     }
 }
@@ -51,7 +49,7 @@ impl FromRequestParts<AppState> for Authenticated {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let config = Configured::from_request_parts(parts, state).await?;
-        let caller = authenticate(state, config.service(), &parts.headers).await?;
+        let caller = authenticate(state, &config, &parts.headers).await?;
         Ok(Self { config, caller })
     }
 }
@@ -74,21 +72,13 @@ async fn authenticate(
         .verify_header(header)
         .await
         .map_err(|error| {
-            let reason = match &error {
-                VerifyError::Refused(failure) => {
-                    crate::log_budget::log_refusal(failure.reason());
-                    failure.reason()
-                }
+            match &error {
+                VerifyError::Refused(failure) => crate::log_budget::log_refusal(failure.reason()),
                 VerifyError::KeysUnavailable(detail) => {
                     tracing::warn!(%detail, "caller keys unavailable");
-                    "keys_unavailable"
                 }
-            };
-            state
-                .metrics()
-                .auth_failures
-                .with_label_values(&[reason])
-                .inc();
+            }
+            state.metrics().auth_failures.inc(error.reason());
             error.into()
         })
 }

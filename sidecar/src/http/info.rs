@@ -52,7 +52,7 @@ pub(crate) struct FeaturesDoc {
     security(("bearerAuth" = [])),
 )]
 pub(crate) async fn connection_info(Authenticated { config, .. }: Authenticated) -> Response {
-    let settings = &config.service().settings;
+    let settings = &config.settings;
     Json(ConnectionInfo {
         server_url: &settings.server_url,
         region: settings.region.as_deref(),

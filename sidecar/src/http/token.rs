@@ -108,7 +108,7 @@ async fn token_response(
 ) -> Result<Response, ApiError> {
     // The slot is taken once the body is in, so clients that trickle bodies cannot hold every slot.
     let _permit = state.try_enter()?;
-    let service = config.service();
+    let service = &*config;
     let settings = &service.settings.token;
     let token_request = match flavor {
         Flavor::Documented => validate_token_request(&body, settings.max_ttl_seconds),
