@@ -89,6 +89,25 @@ pub struct LiveKitConfigSpec {
     /// only proves through `credentials.rotation.verification` that a new key is accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub livekit_server: Option<LiveKitServerSpec>,
+
+    /// What happens to the Secret `<name>-livekit` when this LiveKitConfig is deleted: `Retain`
+    /// (default) keeps it, so generated API keys that livekit-server and running sidecars hold
+    /// survive an accidental or GitOps-driven deletion, and a LiveKitConfig of the same name
+    /// created later takes the Secret and its keys back; `Delete` lets Kubernetes' garbage
+    /// collector remove it with the config. The ConfigMap, which holds no secret, is always
+    /// deleted with the config.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// What happens to the owned Secret when its LiveKitConfig is deleted.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeletionPolicy {
+    /// Keep the Secret (it carries no ownerReference, only the labels naming its config).
+    #[default]
+    Retain,
+    /// Delete the Secret with the config (a controller ownerReference to the config).
+    Delete,
 }
 
 /// The livekit-server workload that mounts the owned Secret's `keys.yaml`.

@@ -2,14 +2,15 @@
 //! write. Nothing here talks to the API server, reads a clock or draws a random number.
 
 use crate::crd::{
-    AuthorizationModeName, LiveKitConfig, LiveKitConfigSpec, ROTATE_ANNOTATION, VerificationMode,
+    AuthorizationModeName, DeletionPolicy, LiveKitConfig, LiveKitConfigSpec, ROTATE_ANNOTATION,
+    VerificationMode,
 };
 use crate::credentials::ApiCredentials;
 use crate::rotation::workload::HashKey;
 use crate::rotation::{self, KeyState, MIN_LIVEKIT_SECRET_CHARS, Policy, Step, Target, record};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::{Resource, ResourceExt};
 use livekit_contract::{
@@ -64,6 +65,8 @@ pub enum Reason {
     /// public key). Unlike [`Self::InvalidSpec`] it is fixed by editing the Secret, not the config,
     /// so it is retried and the Secret stays watched.
     SourceValueInvalid,
+    /// A Secret or ConfigMap `<name>-livekit` exists that this config does not control.
+    OwnedObjectConflict,
     ApplyFailed,
 }
 
@@ -77,6 +80,7 @@ impl Reason {
             Self::SecretTooShort => "SecretTooShort",
             Self::SourceSecretOwned => "SourceSecretOwned",
             Self::SourceValueInvalid => "SourceValueInvalid",
+            Self::OwnedObjectConflict => "OwnedObjectConflict",
             Self::ApplyFailed => "ApplyFailed",
         }
     }
@@ -502,7 +506,15 @@ pub fn desired(config: &LiveKitConfig, inputs: &Inputs) -> Result<Desired, Probl
 
     let secret_annotations = record::annotations(&keys.state);
 
-    let meta = |annotations: BTreeMap<String, String>| ObjectMeta {
+    // With `Retain` the Secret has no ownerReference at all: the garbage collector deletes an
+    // object once all its owners are gone, controller or not. Its labels name the config instead.
+    let owner = config.controller_owner_ref(&()).map(|r| vec![r]);
+    let secret_owner = match spec.deletion_policy {
+        DeletionPolicy::Delete => owner.clone(),
+        DeletionPolicy::Retain => None,
+    };
+    let meta = |annotations: BTreeMap<String, String>,
+                owner_references: Option<Vec<OwnerReference>>| ObjectMeta {
         name: Some(owned_name(&name)),
         namespace: Some(namespace.clone()),
         labels: Some(BTreeMap::from([
@@ -510,11 +522,11 @@ pub fn desired(config: &LiveKitConfig, inputs: &Inputs) -> Result<Desired, Probl
             (CONFIG_LABEL.to_owned(), name.clone()),
         ])),
         annotations: (!annotations.is_empty()).then_some(annotations),
-        owner_references: config.controller_owner_ref(&()).map(|r| vec![r]),
+        owner_references,
         ..ObjectMeta::default()
     };
     let secret = Secret {
-        metadata: meta(secret_annotations),
+        metadata: meta(secret_annotations, secret_owner),
         type_: Some("Opaque".into()),
         data: Some(
             secret_data
@@ -525,7 +537,7 @@ pub fn desired(config: &LiveKitConfig, inputs: &Inputs) -> Result<Desired, Probl
         ..Secret::default()
     };
     let config_map = ConfigMap {
-        metadata: meta(BTreeMap::new()),
+        metadata: meta(BTreeMap::new(), owner),
         data: Some(BTreeMap::from([(keys::SETTINGS.to_owned(), settings_yaml)])),
         ..ConfigMap::default()
     };
@@ -564,62 +576,6 @@ pub fn hash<'a>(
     }
     let digest = h.finalize();
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
-}
-
-fn meta_covers(existing: &ObjectMeta, desired: &ObjectMeta) -> bool {
-    let covers = |have: &Option<BTreeMap<String, String>>,
-                  want: &Option<BTreeMap<String, String>>| {
-        let have = have.clone().unwrap_or_default();
-        want.iter().flatten().all(|(k, v)| have.get(k) == Some(v))
-    };
-    let owners_ok = desired.owner_references.iter().flatten().all(|want| {
-        existing
-            .owner_references
-            .iter()
-            .flatten()
-            .any(|have| have.uid == want.uid && have.controller == want.controller)
-    });
-    // An annotation the operator manages but no longer wants must go.
-    let stale_annotation = record::ANNOTATIONS.iter().any(|a| {
-        existing
-            .annotations
-            .as_ref()
-            .is_some_and(|m| m.contains_key(*a))
-            && !desired
-                .annotations
-                .as_ref()
-                .is_some_and(|m| m.contains_key(*a))
-    });
-    covers(&existing.labels, &desired.labels)
-        && covers(&existing.annotations, &desired.annotations)
-        && owners_ok
-        && !stale_annotation
-}
-
-/// Whether the existing owned Secret already is what we would apply (so no write is needed).
-pub fn secret_up_to_date(existing: Option<&Secret>, desired: &Secret) -> bool {
-    let Some(existing) = existing else {
-        return false;
-    };
-    let empty = BTreeMap::new();
-    let have = existing.data.as_ref().unwrap_or(&empty);
-    let want = desired.data.as_ref().unwrap_or(&empty);
-    let data_ok = OWNED_SECRET_KEYS
-        .iter()
-        .all(|k| have.get(*k) == want.get(*k));
-    data_ok
-        && existing.type_.as_deref().unwrap_or("Opaque")
-            == desired.type_.as_deref().unwrap_or("Opaque")
-        && meta_covers(&existing.metadata, &desired.metadata)
-}
-
-/// Whether the existing owned ConfigMap already is what we would apply.
-pub fn config_map_up_to_date(existing: Option<&ConfigMap>, desired: &ConfigMap) -> bool {
-    let Some(existing) = existing else {
-        return false;
-    };
-    let get = |c: &ConfigMap| c.data.as_ref().and_then(|d| d.get(keys::SETTINGS)).cloned();
-    get(existing) == get(desired) && meta_covers(&existing.metadata, &desired.metadata)
 }
 
 /// Whether a LiveKitConfig reads the named Secret (for mapping Secret events back to configs).

@@ -2,7 +2,8 @@
 //! that the LiveKit token sidecar reads, and reports the truth in status.
 //!
 //! Layout: [`crd`] (the custom resource), [`desired`] (pure functions from spec and inputs to the
-//! desired objects), [`credentials`] (generation and rotation of LiveKit API keys), [`status`]
+//! desired objects), [`owned`] (whether existing owned objects are the config's and need a write),
+//! [`credentials`] (generation and rotation of LiveKit API keys), [`status`]
 //! (conditions), [`reconcile`] (fetch, apply, patch status), [`error`], [`health`] (probes and
 //! metrics port), [`leader`] (Lease-based leader election), [`inject`] (the sidecar added to pod
 //! templates, for the admission webhook and `livekit-operator inject`), [`startup`] (the first call to
@@ -18,6 +19,7 @@ pub mod inject;
 pub mod keymaterial;
 pub mod leader;
 pub mod metrics;
+pub mod owned;
 pub mod reconcile;
 pub mod rotation;
 pub mod rotation_io;

@@ -2,21 +2,23 @@
 //! patches status and records Events. All decisions are in [`crate::desired`] and [`crate::status`].
 
 use crate::crd::{LiveKitConfig, LiveKitConfigStatus};
-use crate::credentials;
+use crate::credentials::{self, ApiCredentials};
 use crate::desired::{
     self, Desired, FIELD_MANAGER, Inputs, OWNED_SELECTOR, Problem, Reason, SOURCE_LABEL,
     SOURCE_SELECTOR, owned_name,
 };
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::owned;
 use crate::rotation::workload::HashKey;
 use crate::rotation::{self, Phase};
 use crate::rotation_io;
 use crate::status::{self, Outcome};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -126,6 +128,7 @@ impl Backoff {
 }
 
 type Clock = dyn Fn() -> Timestamp + Send + Sync;
+type Generator = dyn Fn() -> ApiCredentials + Send + Sync;
 
 /// What every reconcile shares.
 pub struct Context {
@@ -134,6 +137,7 @@ pub struct Context {
     pub backoff: Backoff,
     pub metrics: Arc<Metrics>,
     clock: Box<Clock>,
+    generator: Box<Generator>,
 }
 
 impl Context {
@@ -144,6 +148,7 @@ impl Context {
             backoff: Backoff::default(),
             metrics: Arc::new(Metrics::new()),
             clock: Box::new(Timestamp::now),
+            generator: Box::new(|| credentials::generate(&mut rand::rng())),
         }
     }
 
@@ -160,7 +165,17 @@ impl Context {
             backoff,
             metrics: Arc::new(Metrics::new()),
             clock: Box::new(clock),
+            generator: Box::new(|| credentials::generate(&mut rand::rng())),
         }
+    }
+
+    /// The same context drawing generated credentials from `generator` (a seeded one in tests).
+    pub fn with_generator(
+        mut self,
+        generator: impl Fn() -> ApiCredentials + Send + Sync + 'static,
+    ) -> Self {
+        self.generator = Box::new(generator);
+        self
     }
 
     fn now(&self) -> Timestamp {
@@ -289,7 +304,7 @@ async fn reconcile_config(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Resu
         .ok_or_else(|| Error::MissingNamespace(name.clone()))?;
     let oref = ObjectRef::from_obj(config.as_ref());
     let apis = Apis::namespaced(&ctx.client, &ns);
-    let owned = owned_name(&name);
+    let object_name = owned_name(&name);
     let now = ctx.now();
 
     // Read.
@@ -305,56 +320,32 @@ async fn reconcile_config(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Resu
         Some(r) => read_source(&apis.secrets, &r.name).await?,
         None => None,
     };
-    let existing_secret = get_opt_secret(&apis.secrets, &owned).await?;
-    let existing_config_map = apis.config_maps.get_opt(&owned).await?;
+    let existing_secret = get_opt_secret(&apis.secrets, &object_name).await?;
+    let existing_config_map = apis.config_maps.get_opt(&object_name).await?;
+    // An object of that name this config does not control is never read as ours nor written.
+    if let Err(problem) = owned::check(
+        &config,
+        existing_secret.as_ref(),
+        existing_config_map.as_ref(),
+    ) {
+        return not_ready(&ctx, &config, &apis, problem).await;
+    }
     let observed =
         rotation_io::observe(&ctx.client, &config, existing_secret.as_ref(), now).await?;
     let inputs = Inputs {
         credentials_source,
         auth_source,
         existing_secret,
-        fresh_credentials: credentials::generate(&mut rand::rng()),
+        fresh_credentials: (ctx.generator)(),
         fresh_hash_key: HashKey::generate(&mut rand::rng()),
         observation: observed.observation.clone(),
         now,
     };
 
     // Decide.
-    let outcome = desired::desired(&config, &inputs);
-    let old_ready = status::ready(config.status.as_ref()).cloned();
-
-    let desired = match outcome {
+    let desired = match desired::desired(&config, &inputs) {
         Ok(d) => d,
-        Err(problem) => {
-            let new_status = status::desired_status(&config, Outcome::Failed(&problem), now);
-            record_ready(&ctx, &config, &new_status);
-            let changed = config.status.as_ref() != Some(&new_status);
-            if changed {
-                patch_status(&apis.configs, &config, &new_status).await?;
-            }
-            let ready_changed = old_ready.as_ref().is_none_or(|c| {
-                c.reason != problem.reason.as_str() || c.message != problem.message
-            });
-            if ready_changed {
-                publish(
-                    &ctx,
-                    &config,
-                    EventType::Warning,
-                    problem.reason.as_str(),
-                    event::RECONCILE,
-                    problem.message.clone(),
-                )
-                .await;
-            }
-            info!(config = %oref, reason = %problem.reason, "not ready: {}", problem.message);
-            return Ok(match problem.reason {
-                Reason::InvalidSpec => {
-                    ctx.backoff.reset(&oref);
-                    Action::await_change()
-                }
-                _ => Action::requeue(ctx.backoff.next(&oref)),
-            });
-        }
+        Err(problem) => return not_ready(&ctx, &config, &apis, problem).await,
     };
 
     // Apply what differs.
@@ -405,6 +396,107 @@ async fn reconcile_config(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Resu
     Ok(Action::requeue(requeue))
 }
 
+/// Reports `problem` (Ready=False in status, a Warning Event when the reason or message is new) and
+/// says when to look again: a spec the API server let through but the operator cannot use waits
+/// for a change; anything else may be fixed outside the config and is retried with backoff.
+async fn not_ready(
+    ctx: &Context,
+    config: &LiveKitConfig,
+    apis: &Apis,
+    problem: Problem,
+) -> Result<Action> {
+    let oref = ObjectRef::from_obj(config);
+    let old_ready = status::ready(config.status.as_ref()).cloned();
+    let new_status = status::desired_status(config, Outcome::Failed(&problem), ctx.now());
+    record_ready(ctx, config, &new_status);
+    if config.status.as_ref() != Some(&new_status) {
+        patch_status(&apis.configs, config, &new_status).await?;
+    }
+    let ready_changed = old_ready
+        .as_ref()
+        .is_none_or(|c| c.reason != problem.reason.as_str() || c.message != problem.message);
+    if ready_changed {
+        publish(
+            ctx,
+            config,
+            EventType::Warning,
+            problem.reason.as_str(),
+            event::RECONCILE,
+            problem.message.clone(),
+        )
+        .await;
+    }
+    info!(config = %oref, reason = %problem.reason, "not ready: {}", problem.message);
+    Ok(match problem.reason {
+        Reason::InvalidSpec => {
+            ctx.backoff.reset(&oref);
+            Action::await_change()
+        }
+        _ => Action::requeue(ctx.backoff.next(&oref)),
+    })
+}
+
+/// Whether the API server refused a write because another writer got there first: a create of an
+/// object that exists, or a resourceVersion precondition that no longer holds.
+fn lost_race(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+/// Creates the owned Secret empty but for its labels and type, and only if it does not exist (a
+/// create is refused with 409 when it does): of two writers that both read "no Secret" (an old
+/// leader and a new one), exactly one gets here, and the other re-reads and resumes. The labels
+/// and type this create owns (as an `Update`) are never removed later, so they need not be the
+/// apply's alone; everything else is written by the apply that follows, with a precondition.
+async fn claim_secret(api: &Api<Secret>, desired: &Secret) -> kube::Result<Secret> {
+    let claim = Secret {
+        metadata: ObjectMeta {
+            name: desired.metadata.name.clone(),
+            namespace: desired.metadata.namespace.clone(),
+            labels: desired.metadata.labels.clone(),
+            ..ObjectMeta::default()
+        },
+        type_: desired.type_.clone(),
+        ..Secret::default()
+    };
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PostParams::default()
+    };
+    api.create(&params, &claim).await
+}
+
+/// Applies the owned Secret with `metadata.resourceVersion` set to the version it was derived from
+/// (the one read, or the claim): generated credentials and rotation records are decided from that
+/// version, so if anyone wrote the Secret since, the API server answers 409 and nothing is
+/// overwritten; the next reconcile decides again from what is there.
+async fn apply_secret(
+    api: &Api<Secret>,
+    existing: Option<&Secret>,
+    desired: &Secret,
+) -> Result<()> {
+    let base = match existing {
+        Some(s) => s.resource_version(),
+        None => claim_secret(api, desired)
+            .await
+            .map_err(|e| precondition_error(e, "creating"))?
+            .resource_version(),
+    };
+    let mut secret = desired.clone();
+    secret.metadata.resource_version = base;
+    api.patch(&secret.name_any(), &apply_params(), &Patch::Apply(&secret))
+        .await
+        .map_err(|e| precondition_error(e, "applying"))?;
+    Ok(())
+}
+
+/// A lost race is logged as such; every error is returned for the caller to report or retry.
+fn precondition_error(e: kube::Error, what: &str) -> Error {
+    if lost_race(&e) {
+        info!(error = %e, "another writer changed the owned Secret first while {what} it; re-reading");
+    }
+    Error::Kube(e)
+}
+
 async fn apply_owned(
     ctx: &Context,
     config: &LiveKitConfig,
@@ -413,16 +505,18 @@ async fn apply_owned(
     inputs: &Inputs,
     existing_config_map: Option<&ConfigMap>,
 ) -> Result<()> {
-    let owned = owned_name(&config.name_any());
+    let object_name = owned_name(&config.name_any());
     let existing_secret = inputs.existing_secret.as_ref();
     let mut changes = Vec::new();
-    if !desired::secret_up_to_date(existing_secret, &desired.secret) {
-        let res = apis
-            .secrets
-            .patch(&owned, &apply_params(), &Patch::Apply(&desired.secret))
-            .await;
-        if let Err(e) = res {
-            return Err(apply_failed(ctx, config, &apis.configs, "Secret", e).await);
+    if !owned::secret_up_to_date(existing_secret, &desired.secret) {
+        match apply_secret(&apis.secrets, existing_secret, &desired.secret).await {
+            Ok(()) => {}
+            // Not a failure to report: the next reconcile starts from the other writer's result.
+            Err(Error::Kube(e)) if lost_race(&e) => return Err(Error::Kube(e)),
+            Err(Error::Kube(e)) => {
+                return Err(apply_failed(ctx, config, &apis.configs, "Secret", e).await);
+            }
+            Err(e) => return Err(e),
         }
         changes.push(if existing_secret.is_some() {
             "Secret updated"
@@ -430,10 +524,14 @@ async fn apply_owned(
             "Secret created"
         });
     }
-    if !desired::config_map_up_to_date(existing_config_map, &desired.config_map) {
+    if !owned::config_map_up_to_date(existing_config_map, &desired.config_map) {
         let res = apis
             .config_maps
-            .patch(&owned, &apply_params(), &Patch::Apply(&desired.config_map))
+            .patch(
+                &object_name,
+                &apply_params(),
+                &Patch::Apply(&desired.config_map),
+            )
             .await;
         if let Err(e) = res {
             return Err(apply_failed(ctx, config, &apis.configs, "ConfigMap", e).await);
@@ -458,15 +556,15 @@ async fn apply_owned(
             reason,
             event::APPLY,
             format!(
-                "{} {owned} (config hash {})",
+                "{} {object_name} (config hash {})",
                 changes.join(", "),
                 desired.config_hash
             ),
         )
         .await;
-        info!(config = %owned, changes = ?changes, "applied");
+        info!(config = %object_name, changes = ?changes, "applied");
     } else {
-        debug!(config = %owned, "owned objects up to date");
+        debug!(config = %object_name, "owned objects up to date");
     }
     Ok(())
 }
@@ -596,12 +694,15 @@ pub async fn run(
     ctx.metrics.set_store(store.clone());
     controller
         // Label-selected watches only: never every Secret of the cluster. All three are
-        // metadata-only (`.owns` is, and the source watch asks for `PartialObjectMetadata`): a watch
-        // only says which config to reconcile, and Secret data must not stream through this
-        // process nor sit in its watch caches. The reconciler GETs the Secrets it reads.
-        .owns(
-            scoped::<Secret>(&client, namespace.as_deref()),
+        // metadata-only (`.owns` is, and the Secret watches ask for `PartialObjectMetadata`): a
+        // watch only says which config to reconcile, and Secret data must not stream through this
+        // process nor sit in its watch caches. The reconciler GETs the Secrets it reads. The owned
+        // Secret is mapped back by its config label, not its ownerReference: with
+        // `deletionPolicy: Retain` it has none.
+        .watches(
+            scoped::<PartialObjectMeta<Secret>>(&client, namespace.as_deref()),
             watcher::Config::default().labels(OWNED_SELECTOR),
+            |secret: PartialObjectMeta<Secret>| owned::config_of(&secret.metadata),
         )
         .owns(
             scoped::<ConfigMap>(&client, namespace.as_deref()),

@@ -279,16 +279,18 @@ async fn one_config_through_its_life_by_watch_events_only() {
     // Steady state: a watch event that changes nothing, a reconcile that writes nothing.
     assert_steady(&mut r, "chat").await;
 
-    // Deletion: the fake's garbage collector removes the owned objects with the config, and the
-    // controller does not bring them back. A second config reconciled afterwards proves the
-    // controller has seen the deletion (watch events arrive in order).
+    // Deletion: the fake's garbage collector removes the ConfigMap with the config, the Secret is
+    // retained (`deletionPolicy: Retain`, the default) as it was, and the controller writes neither
+    // again. A second config reconciled afterwards proves the controller has seen the deletion
+    // (watch events arrive in order).
+    let retained = r.get("secrets", "chat-livekit").unwrap();
     r.api.delete("livekitconfigs", NS, "chat");
-    assert!(r.get("secrets", "chat-livekit").is_none());
+    assert_eq!(r.get("secrets", "chat-livekit").as_ref(), Some(&retained));
     assert!(r.get("configmaps", "chat-livekit").is_none());
     r.api
         .put("livekitconfigs", NS, "later", generate_config("later"));
     r.until_ready("later", "True", "Reconciled").await;
-    assert!(r.get("secrets", "chat-livekit").is_none());
+    assert_eq!(r.get("secrets", "chat-livekit").as_ref(), Some(&retained));
     assert!(r.get("configmaps", "chat-livekit").is_none());
     r.stop().await;
 }
@@ -329,12 +331,15 @@ async fn source_secrets_are_watched_as_metadata_only() {
         .put("livekitconfigs", NS, "chat", generate_config("chat"));
     r.until_ready("chat", "True", "Reconciled").await;
 
-    // Every list and watch of Secrets asked for metadata only; the source watch among them.
+    // Every list and watch of Secrets asked for metadata only; the source watch among them. (The
+    // one POST to that path is the owned Secret's create-only first write.)
     let secret_reads: Vec<Call> = r
         .api
         .calls()
         .into_iter()
-        .filter(|c| c.path == format!("/api/v1/namespaces/{NS}/secrets"))
+        .filter(|c| {
+            c.method == http::Method::GET && c.path == format!("/api/v1/namespaces/{NS}/secrets")
+        })
         .collect();
     let selectors: Vec<String> = secret_reads
         .iter()

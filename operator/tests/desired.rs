@@ -9,6 +9,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use livekit_contract::{Algorithm, AuthorizationMode, SidecarSettings, keys, parse_keys_file};
 use livekit_operator::credentials::ApiCredentials;
 use livekit_operator::desired::{self, Desired, Inputs, Problem, Reason};
+use livekit_operator::owned;
 use livekit_operator::rotation;
 use livekit_operator::rotation::workload::HashKey;
 use std::collections::BTreeMap;
@@ -217,20 +218,33 @@ fn specs_the_api_server_would_reject_are_invalid_spec_too() {
 }
 
 #[test]
-fn owned_objects_carry_owner_reference_and_labels() {
-    let c = config("chat", SECRET_REF_SPEC);
-    let d = desired::desired(
-        &c,
-        &inputs(Some(livekit_keys("APIk", SOURCE_SECRET)), None, None),
-    )
-    .unwrap();
-    for meta in [&d.secret.metadata, &d.config_map.metadata] {
+fn owned_objects_carry_labels_and_the_secret_an_owner_reference_only_with_delete() {
+    let render = |spec: &str| {
+        let c = config("chat", spec);
+        desired::desired(
+            &c,
+            &inputs(Some(livekit_keys("APIk", SOURCE_SECRET)), None, None),
+        )
+        .unwrap()
+    };
+    let controller = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        meta.owner_references.as_ref().map(|o| {
+            assert_eq!(o.len(), 1);
+            assert_eq!(o[0].uid, UID);
+            assert_eq!(o[0].kind, "LiveKitConfig");
+            assert_eq!(o[0].controller, Some(true));
+        })
+    };
+    // Retain (the default): the Secret has no owner the garbage collector would follow.
+    let retain = render(SECRET_REF_SPEC);
+    let delete = render(&format!("{SECRET_REF_SPEC}deletionPolicy: Delete\n"));
+    assert_eq!(controller(&retain.secret.metadata), None);
+    assert_eq!(controller(&retain.config_map.metadata), Some(()));
+    assert_eq!(controller(&delete.secret.metadata), Some(()));
+    assert_eq!(controller(&delete.config_map.metadata), Some(()));
+    for meta in [&retain.secret.metadata, &retain.config_map.metadata] {
         assert_eq!(meta.name.as_deref(), Some("chat-livekit"));
         assert_eq!(meta.namespace.as_deref(), Some(NS));
-        let owner = &meta.owner_references.as_ref().unwrap()[0];
-        assert_eq!(owner.uid, UID);
-        assert_eq!(owner.kind, "LiveKitConfig");
-        assert_eq!(owner.controller, Some(true));
         let labels = meta.labels.as_ref().unwrap();
         assert_eq!(labels["app.kubernetes.io/managed-by"], "livekit-operator");
         assert_eq!(labels["livekit.kraken.dev/config"], "chat");
@@ -275,8 +289,8 @@ fn rendering_is_deterministic_and_up_to_date_checks_hold() {
     let second =
         desired::desired(&c, &inputs(None, Some(app_jwt()), Some(read_back.clone()))).unwrap();
     assert_eq!(first, second);
-    assert!(desired::secret_up_to_date(Some(&read_back), &second.secret));
-    assert!(desired::config_map_up_to_date(
+    assert!(owned::secret_up_to_date(Some(&read_back), &second.secret));
+    assert!(owned::config_map_up_to_date(
         Some(&first.config_map),
         &second.config_map
     ));
@@ -286,11 +300,11 @@ fn rendering_is_deterministic_and_up_to_date_checks_hold() {
         keys::API_SECRET.into(),
         k8s_openapi::ByteString(b"x".to_vec()),
     );
-    assert!(!desired::secret_up_to_date(Some(&edited), &second.secret));
+    assert!(!owned::secret_up_to_date(Some(&edited), &second.secret));
     let mut removed = read_back.clone();
     removed.data.as_mut().unwrap().remove(keys::KEYS_FILE);
-    assert!(!desired::secret_up_to_date(Some(&removed), &second.secret));
-    assert!(!desired::secret_up_to_date(None, &second.secret));
+    assert!(!owned::secret_up_to_date(Some(&removed), &second.secret));
+    assert!(!owned::secret_up_to_date(None, &second.secret));
     // Someone else's extra key is not drift we fight over.
     let mut extra = read_back;
     extra
@@ -298,7 +312,7 @@ fn rendering_is_deterministic_and_up_to_date_checks_hold() {
         .as_mut()
         .unwrap()
         .insert("note".into(), k8s_openapi::ByteString(b"x".to_vec()));
-    assert!(desired::secret_up_to_date(Some(&extra), &second.secret));
+    assert!(owned::secret_up_to_date(Some(&extra), &second.secret));
 }
 
 // ---- golden fixtures ----

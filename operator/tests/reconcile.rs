@@ -3,135 +3,17 @@
 use livekit_operator_testkit as common;
 
 use common::configs::*;
-use common::fake_api::{Call, FakeApi};
+use common::fake_api::Call;
+use common::harness::*;
 use http::Method;
-use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::SignedDuration;
 use kube::runtime::controller::Action;
 use livekit_contract::{keys, parse_keys_file};
 use livekit_operator::LiveKitConfig;
-use livekit_operator::reconcile::{self, Backoff, Context, RESYNC};
-use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
+use livekit_operator::reconcile::{self, Backoff, RESYNC};
+use serde_json::json;
+use std::sync::Arc;
 use std::time::Duration;
-
-/// As long as livekit-server requires (32 characters).
-const SOURCE_SECRET: &str = "source-secret-0123456789abcdefghij";
-
-struct Harness {
-    api: FakeApi,
-    ctx: Arc<Context>,
-    clock: Arc<Mutex<Timestamp>>,
-    name: String,
-}
-
-impl Harness {
-    fn new(name: &str, spec: &str) -> Self {
-        let api = FakeApi::default();
-        let config = config(name, spec);
-        api.put(
-            "livekitconfigs",
-            NS,
-            name,
-            serde_json::to_value(&config).unwrap(),
-        );
-        let clock = Arc::new(Mutex::new(common::t0()));
-        let ctx = common::context(
-            api.client(),
-            Backoff::new(Duration::from_secs(5), Duration::from_secs(300)),
-            &clock,
-        );
-        Self {
-            api,
-            ctx: Arc::new(ctx),
-            clock,
-            name: name.into(),
-        }
-    }
-
-    fn config(&self) -> LiveKitConfig {
-        serde_json::from_value(self.api.get("livekitconfigs", NS, &self.name).unwrap()).unwrap()
-    }
-
-    fn edit_config(&self, f: impl FnOnce(&mut Value)) {
-        let mut v = self.api.get("livekitconfigs", NS, &self.name).unwrap();
-        f(&mut v);
-        self.api.put("livekitconfigs", NS, &self.name, v);
-    }
-
-    fn put_secret(&self, s: Secret) {
-        let name = s.metadata.name.clone().unwrap();
-        let mut v = serde_json::to_value(&s).unwrap();
-        v["apiVersion"] = json!("v1");
-        v["kind"] = json!("Secret");
-        self.api.put("secrets", NS, &name, v);
-    }
-
-    async fn reconcile(&self) -> Result<Action, livekit_operator::Error> {
-        reconcile::reconcile(Arc::new(self.config()), self.ctx.clone()).await
-    }
-
-    fn owned_secret(&self) -> std::collections::BTreeMap<String, String> {
-        let s: Secret = serde_json::from_value(
-            self.api
-                .get("secrets", NS, &format!("{}-livekit", self.name))
-                .unwrap(),
-        )
-        .unwrap();
-        s.data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
-            .collect()
-    }
-
-    fn status(&self) -> Value {
-        self.api.get("livekitconfigs", NS, &self.name).unwrap()["status"].clone()
-    }
-
-    fn advance(&self, d: SignedDuration) {
-        let mut t = self.clock.lock().unwrap();
-        *t += d;
-    }
-}
-
-fn writes(calls: &[Call]) -> Vec<String> {
-    calls
-        .iter()
-        .filter(|c| c.is_write())
-        .map(|c| format!("{} {}", c.method, c.path))
-        .collect()
-}
-
-fn events(calls: &[Call]) -> Vec<(String, String)> {
-    calls
-        .iter()
-        .filter(|c| c.method == Method::POST && c.path.ends_with("/events"))
-        .map(|c| {
-            (
-                c.body["type"].as_str().unwrap().to_owned(),
-                c.body["reason"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
-fn ready(status: &Value) -> (String, String) {
-    condition(status, "Ready")
-}
-
-fn condition(status: &Value, type_: &str) -> (String, String) {
-    let c = status["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == type_)
-        .unwrap();
-    (
-        c["status"].as_str().unwrap().into(),
-        c["reason"].as_str().unwrap().into(),
-    )
-}
 
 #[tokio::test]
 async fn first_reconcile_creates_both_objects_and_status_and_the_second_writes_nothing() {
@@ -145,6 +27,7 @@ async fn first_reconcile_creates_both_objects_and_status_and_the_second_writes_n
         writes(&calls),
         [
             "PATCH /api/v1/namespaces/apps/secrets/livekit-keys",
+            "POST /api/v1/namespaces/apps/secrets",
             "PATCH /api/v1/namespaces/apps/secrets/chat-livekit",
             "PATCH /api/v1/namespaces/apps/configmaps/chat-livekit",
             "POST /apis/events.k8s.io/v1/namespaces/apps/events",
@@ -153,6 +36,17 @@ async fn first_reconcile_creates_both_objects_and_status_and_the_second_writes_n
     );
     // Owned objects and status: server-side apply under the one field manager, forced. The
     // source label: a merge patch under its own manager (never an apply that would own the Secret).
+    // The Secret is first created empty (create-only: of two racing writers one gets 409), then
+    // applied with the claim's resourceVersion as precondition.
+    let w: Vec<&Call> = calls.iter().filter(|c| c.is_write()).collect();
+    let claim = &w[1].body;
+    assert_eq!(claim["metadata"]["name"], "chat-livekit");
+    assert!(claim.get("data").is_none(), "{claim}");
+    assert!(
+        w[2].body["metadata"]["resourceVersion"].is_string(),
+        "{}",
+        w[2].body
+    );
     for c in calls.iter().filter(|c| c.method == Method::PATCH) {
         if c.path.ends_with("/secrets/livekit-keys") {
             assert_eq!(c.content_type, "application/merge-patch+json");
@@ -295,21 +189,6 @@ async fn a_bad_source_value_is_retried_not_awaited() {
         );
     }
     assert!(h.api.get("secrets", NS, "chat-livekit").is_none());
-}
-
-/// Switches a config's rotation to the `Delay` verification (no network in these tests).
-fn delay_verification(v: &mut Value, seconds: u32) {
-    v["spec"]["credentials"]["rotation"] = json!({"verification": {"mode": "Delay", "delay": {"seconds": seconds}}, "deadlineSeconds": 1800});
-}
-
-fn secret_annotation(h: &Harness, name: &str) -> Option<String> {
-    let owned = h
-        .api
-        .get("secrets", NS, &format!("{}-livekit", h.name))
-        .unwrap();
-    owned["metadata"]["annotations"][name]
-        .as_str()
-        .map(str::to_owned)
 }
 
 #[tokio::test]

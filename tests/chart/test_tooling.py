@@ -106,7 +106,7 @@ def test_e2e_is_collected_with_a_cluster(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for name in ("test_operator_is_ready", "test_config_becomes_ready_with_owned_objects",
                  "test_app_with_sidecar_issues_verified_tokens", "test_rotation_reaches_the_running_sidecar_without_a_restart",
-                 "test_deleting_the_config_garbage_collects_owned_objects",
+                 "test_deleting_the_config_keeps_its_secret_for_a_config_of_the_same_name",
                  "test_injected_pod_runs_the_native_sidecar", "test_the_webhook_refuses_a_bad_annotation"):
         assert name in proc.stdout, name
 

@@ -1,4 +1,5 @@
-"""Small helpers of the e2e suite: kubectl, waiting, port-forwards, caller tokens, the official verifier."""
+"""Small helpers of the e2e suite: kubectl, waiting, throw-away namespaces, the chart installed with Helm,
+running pods, port-forwards, caller tokens, the official verifier."""
 
 from __future__ import annotations
 
@@ -15,12 +16,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from typing import Any, Callable
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 KUBECONFIG = os.environ.get("E2E_KUBECONFIG", "")
 VERIFY_PY = ROOT / "tests" / "interop" / "python" / "verify.py"
+CHART = ROOT / "charts" / "livekit-operator"
+OPERATOR_IMAGE = os.environ.get("E2E_OPERATOR_IMAGE", "livekit-operator:e2e")
+SIDECAR_IMAGE = os.environ.get("E2E_SIDECAR_IMAGE", "livekit-sidecar:e2e")
+KEEP = bool(os.environ.get("E2E_KEEP"))
 
 
 def kubectl(*args: str, stdin: str | None = None, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -57,6 +63,52 @@ def wait_for(what: str, fn: Callable[[], Any], timeout: float = 120, interval: f
                 return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def split_image(ref: str) -> tuple[str, str]:
+    repo, _, tag = ref.rpartition(":")
+    return (repo, tag) if repo and "/" not in tag else (ref, "latest")
+
+
+@contextlib.contextmanager
+def namespace(prefix: str) -> Iterator[str]:
+    """A fresh namespace `<prefix>-<random>`, deleted afterwards unless E2E_KEEP is set."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        if not KEEP:
+            kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@contextlib.contextmanager
+def chart_release(release: str, namespace: str, values: dict[str, Any]) -> Iterator[str]:
+    """The chart installed with Helm (helm-python-sdk) as `release` with the operator image under test
+    and `values` on top, waited for; uninstalled afterwards unless E2E_KEEP is set."""
+    import helm_python as helm
+
+    repo, tag = split_image(OPERATOR_IMAGE)
+    merged = {
+        "image": {"repository": repo, "tag": tag, "pullPolicy": "IfNotPresent"},
+        "logFormat": "text",
+        "logLevel": "livekit_operator=debug,info",
+        **values,
+    }
+    with helm.Config(kubeconfig_path=KUBECONFIG, namespace=namespace) as cfg, helm.Chart.load(str(CHART)) as chart:
+        cfg.install(chart, release, merged, namespace=namespace, wait="watcher", timeout=240)
+        try:
+            yield release
+        finally:
+            if not KEEP:
+                cfg.uninstall(release, wait="watcher", timeout=120, ignore_not_found=True)
+
+
+def running_pods(namespace: str, app: str) -> list[dict[str, Any]]:
+    """Running, not terminating pods labelled app.kubernetes.io/name=<app>."""
+    pods = get_json("pods", "-n", namespace, "-l", f"app.kubernetes.io/name={app}")
+    return [p for p in (pods or {}).get("items", [])
+            if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")]
 
 
 def secret_data(namespace: str, name: str) -> dict[str, str]:

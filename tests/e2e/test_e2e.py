@@ -1,64 +1,39 @@
 """End to end on a real cluster: install the chart, apply an example LiveKitConfig, run the example app
 with the sidecar, get a token through a port-forward and verify it with the official SDK, rotate the
-key and see the running sidecar pick it up without a restart, delete the config and see its objects
-garbage-collected. Collected only when E2E_KUBECONFIG is set (conftest.py). The tests run in file
-order and build on each other."""
+key and see the running sidecar pick it up without a restart, delete the config and see its ConfigMap
+garbage-collected and its Secret retained for a config of the same name. Collected only when
+E2E_KUBECONFIG is set (conftest.py). The tests run in file order and build on each other."""
 
 from __future__ import annotations
 
 import copy
-import os
 import secrets
 import time
-import uuid
 
 import pytest
 import yaml
 
 import kube
-from kube import ROOT, get_json, kubectl, wait_for
+from kube import ROOT, SIDECAR_IMAGE, get_json, kubectl, wait_for
 
-CHART = ROOT / "charts" / "livekit-operator"
 EXAMPLES = ROOT / "examples"
-OPERATOR_IMAGE = os.environ.get("E2E_OPERATOR_IMAGE", "livekit-operator:e2e")
-SIDECAR_IMAGE = os.environ.get("E2E_SIDECAR_IMAGE", "livekit-sidecar:e2e")
 CONFIG = "chat-dev"  # examples/livekitconfig-generate.yaml
 OWNED = f"{CONFIG}-livekit"
 ROOM = "64f7b1234567890abcdef123"
 ISSUER = "https://auth.example.com"
 
 
-def split_image(ref: str) -> tuple[str, str]:
-    repo, _, tag = ref.rpartition(":")
-    return (repo, tag) if repo and "/" not in tag else (ref, "latest")
-
-
 @pytest.fixture(scope="module")
 def ns():
-    name = f"lk-e2e-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", name)
-    yield name
-    if not os.environ.get("E2E_KEEP"):
-        kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with kube.namespace("lk-e2e") as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
 def release(ns):
-    import helm_python as helm
-
-    repo, tag = split_image(OPERATOR_IMAGE)
-    values = {
-        "image": {"repository": repo, "tag": tag, "pullPolicy": "IfNotPresent"},
-        "watchNamespace": ns,  # the namespaced (Role) mode keeps the run isolated
-        "leaderElection": {"enabled": True},
-        "logFormat": "text",
-        "logLevel": "livekit_operator=debug,info",
-    }
-    with helm.Config(kubeconfig_path=kube.KUBECONFIG, namespace=ns) as cfg, helm.Chart.load(str(CHART)) as chart:
-        cfg.install(chart, "livekit-operator", values, namespace=ns, wait="watcher", timeout=240)
-        yield "livekit-operator"
-        if not os.environ.get("E2E_KEEP"):
-            cfg.uninstall("livekit-operator", wait="watcher", timeout=120, ignore_not_found=True)
+    # The namespaced (Role) mode keeps the run isolated.
+    with kube.chart_release("livekit-operator", ns, {"watchNamespace": ns, "leaderElection": {"enabled": True}}) as r:
+        yield r
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +75,8 @@ def caller_token(secret: str, sub: str = "alice") -> str:
 
 
 def app_pod(ns: str) -> dict:
-    pods = get_json("pods", "-n", ns, "-l", "app.kubernetes.io/name=chat-app")
-    running = [p for p in pods["items"] if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")]
-    assert len(running) == 1, [p["metadata"]["name"] for p in pods["items"]]
+    running = kube.running_pods(ns, "chat-app")
+    assert len(running) == 1, [p["metadata"]["name"] for p in running]
     return running[0]
 
 
@@ -138,10 +112,14 @@ def test_config_becomes_ready_with_owned_objects(ns, release, hs_secret):
     assert data["api-key"] == lkc["status"]["apiKey"]
     cm = get_json("configmap", OWNED, "-n", ns)
     assert "sidecar.yaml" in cm["data"]
-    for obj in (get_json("secret", OWNED, "-n", ns), cm):
-        (ref,) = obj["metadata"]["ownerReferences"]
-        assert ref["kind"] == "LiveKitConfig" and ref["uid"] == lkc["metadata"]["uid"] and ref["controller"] is True
+    secret = get_json("secret", OWNED, "-n", ns)
+    # deletionPolicy Retain (the default): the Secret has no owner the garbage collector would follow.
+    assert "ownerReferences" not in secret["metadata"], secret["metadata"]
+    (ref,) = cm["metadata"]["ownerReferences"]
+    assert ref["kind"] == "LiveKitConfig" and ref["uid"] == lkc["metadata"]["uid"] and ref["controller"] is True
+    for obj in (secret, cm):
         assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "livekit-operator"
+        assert obj["metadata"]["labels"]["livekit.kraken.dev/config"] == CONFIG
 
 
 def test_app_with_sidecar_issues_verified_tokens(ns, hs_secret):
@@ -192,8 +170,14 @@ def test_rotation_reaches_the_running_sidecar_without_a_restart(ns, hs_secret):
     assert sidecar_restarts(after) == restarts, "the sidecar restarted"
 
 
-def test_deleting_the_config_garbage_collects_owned_objects(ns):
+def test_deleting_the_config_keeps_its_secret_for_a_config_of_the_same_name(ns):
+    key = kube.secret_data(ns, OWNED)["api-key"]
     kubectl("delete", "lkc", CONFIG, "-n", ns, "--wait=true", "--timeout=60s", timeout=90)
-    wait_for("owned Secret and ConfigMap to be garbage-collected",
-             lambda: get_json("secret", OWNED, "-n", ns) is None and get_json("configmap", OWNED, "-n", ns) is None,
+    wait_for("owned ConfigMap to be garbage-collected", lambda: get_json("configmap", OWNED, "-n", ns) is None,
              timeout=90)
+    assert kube.secret_data(ns, OWNED)["api-key"] == key, "the retained Secret keeps its key"
+    kube.apply(config_doc(), ns)
+    lkc = wait_for("re-created LiveKitConfig Ready", lambda: ready(ns), timeout=120)
+    assert lkc["status"]["apiKey"] == key
+    kubectl("delete", "lkc", CONFIG, "-n", ns, "--wait=true", "--timeout=60s", timeout=90)
+    kubectl("delete", "secret", OWNED, "-n", ns)

@@ -8,16 +8,14 @@ whose namespaced release is gone by then (the CRD stays, Helm does not delete CR
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import urllib.request
-import uuid
 
 import pytest
 
 import kube
-from kube import get_json, kubectl, wait_for
-from test_e2e import CHART, CONFIG, OPERATOR_IMAGE, SIDECAR_IMAGE, config_doc, split_image
+from kube import SIDECAR_IMAGE, get_json, kubectl, wait_for
+from test_e2e import CONFIG, config_doc
 
 RELEASE = "lk-inject"
 APP = "injected-app"
@@ -25,32 +23,22 @@ APP = "injected-app"
 
 @pytest.fixture(scope="module")
 def system_ns():
-    name = f"lk-e2e-sys-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", name)
-    yield name
-    if not os.environ.get("E2E_KEEP"):
-        kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with kube.namespace("lk-e2e-sys") as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
 def app_ns():
-    name = f"lk-e2e-app-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", name)
-    # The example config reads its callers' HS256 secret from this Secret.
-    kubectl("create", "secret", "generic", "app-jwt", "-n", name, f"--from-literal=hs-secret={secrets.token_urlsafe(48)}")
-    yield name
-    if not os.environ.get("E2E_KEEP"):
-        kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with kube.namespace("lk-e2e-app") as name:
+        # The example config reads its callers' HS256 secret from this Secret.
+        kubectl("create", "secret", "generic", "app-jwt", "-n", name, f"--from-literal=hs-secret={secrets.token_urlsafe(48)}")
+        yield name
 
 
 @pytest.fixture(scope="module")
 def webhook_release(system_ns):
-    import helm_python as helm
-
-    repo, tag = split_image(OPERATOR_IMAGE)
+    # Cluster-wide (no watchNamespace): the webhook serves every namespace but system ones and its own.
     values = {
-        "image": {"repository": repo, "tag": tag, "pullPolicy": "IfNotPresent"},
-        # Cluster-wide (no watchNamespace): the webhook serves every namespace but system ones and its own.
         "webhook": {
             "enabled": True,
             "sidecarImage": SIDECAR_IMAGE,
@@ -58,14 +46,9 @@ def webhook_release(system_ns):
             # rather than come up without the sidecar, which would make this test flaky.
             "failurePolicy": "Fail",
         },
-        "logFormat": "text",
-        "logLevel": "livekit_operator=debug,info",
     }
-    with helm.Config(kubeconfig_path=kube.KUBECONFIG, namespace=system_ns) as cfg, helm.Chart.load(str(CHART)) as chart:
-        cfg.install(chart, RELEASE, values, namespace=system_ns, wait="watcher", timeout=240)
-        yield RELEASE
-        if not os.environ.get("E2E_KEEP"):
-            cfg.uninstall(RELEASE, wait="watcher", timeout=120, ignore_not_found=True)
+    with kube.chart_release(RELEASE, system_ns, values) as r:
+        yield r
 
 
 def webhook_configuration(release: str) -> dict | None:
@@ -101,9 +84,7 @@ def annotated_app(config: str) -> dict:
 
 
 def injected_pod(ns: str) -> dict | None:
-    pods = get_json("pods", "-n", ns, "-l", f"app.kubernetes.io/name={APP}")
-    running = [p for p in (pods or {}).get("items", [])
-               if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")]
+    running = kube.running_pods(ns, APP)
     return running[0] if len(running) == 1 else None
 
 

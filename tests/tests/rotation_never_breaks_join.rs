@@ -28,6 +28,7 @@ use livekit_integration_tests::{app, kubelet};
 use livekit_operator::LiveKitConfig;
 use livekit_operator::credentials::{self, ApiCredentials};
 use livekit_operator::desired::{self, Desired, Inputs};
+use livekit_operator::owned;
 use livekit_operator::rotation::workload::HashKey;
 use livekit_operator::rotation::{Observation, Phase};
 use livekit_operator::rotation_io;
@@ -99,7 +100,7 @@ impl Operator {
             now,
         };
         let d = desired::desired(config, &inputs).expect("the operator renders this config");
-        let written = !desired::secret_up_to_date(self.secret.as_ref(), &d.secret);
+        let written = !owned::secret_up_to_date(self.secret.as_ref(), &d.secret);
         if written {
             self.secret = Some(d.secret.clone());
             self.writes += 1;

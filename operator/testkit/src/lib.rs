@@ -1,10 +1,11 @@
 //! Test support for livekit-operator, shared by its integration tests and benchmarks: a fake API
 //! server as strict as a real one ([`fake_api`]), test LiveKitConfigs and Secrets ([`configs`]),
-//! admission as the API server does it for the CRD ([`schema`]), a cluster at scale ([`scale`]), and
-//! the tests' fixed clock.
+//! admission as the API server does it for the CRD ([`schema`]), a cluster at scale ([`scale`]), a
+//! reconcile harness ([`harness`]), and the tests' fixed clock.
 
 pub mod configs;
 pub mod fake_api;
+pub mod harness;
 pub mod scale;
 pub mod schema;
 
