@@ -133,36 +133,17 @@ async fn token_response(
     // Per token at debug only: the metrics count tokens, and a line per request costs a fifth of the CPU.
     tracing::debug!(ttl = claims.exp - claims.nbf, "token issued");
     let body = match flavor {
-        Flavor::Documented => {
-            let expires_at = iso8601_millis(claims.exp);
-            let capacity = 96
-                + token.len()
-                + claims.sub.len()
-                + claims.video.room.len()
-                + claims.name.as_ref().map_or(0, |n| n.len() + 10)
-                + expires_at.len();
-            json_body(
-                &TokenResponse {
-                    token,
-                    expires_at,
-                    identity: claims.sub,
-                    room_id: claims.video.room,
-                    name: claims.name,
-                },
-                capacity,
-            )
-        }
-        Flavor::TokenSource => {
-            let server_url = &service.settings.server_url;
-            let capacity = 48 + server_url.len() + token.len();
-            json_body(
-                &TokenSourceResponse {
-                    server_url,
-                    participant_token: token,
-                },
-                capacity,
-            )
-        }
+        Flavor::Documented => json_body(&TokenResponse {
+            token,
+            expires_at: iso8601_millis(claims.exp),
+            identity: claims.sub,
+            room_id: claims.video.room,
+            name: claims.name,
+        }),
+        Flavor::TokenSource => json_body(&TokenSourceResponse {
+            server_url: &service.settings.server_url,
+            participant_token: token,
+        }),
     }?;
     // A bearer credential: no cache may keep it.
     let response = (
@@ -179,11 +160,33 @@ async fn token_response(
     Ok(response)
 }
 
-/// A JSON body serialized into a buffer of `capacity` bytes, the caller's bound on its length unless
-/// strings need escaping, so it is written without regrowth (axum's `Json` starts at 128 bytes and
-/// doubles three times for a token response).
-fn json_body(value: &impl Serialize, capacity: usize) -> Result<Vec<u8>, ApiError> {
-    let mut body = Vec::with_capacity(capacity);
+/// A response body that knows a bound on its JSON length (exact up to string escapes).
+trait LenHint: Serialize {
+    fn len_hint(&self) -> usize;
+}
+
+impl LenHint for TokenResponse {
+    fn len_hint(&self) -> usize {
+        const KEYS: usize = 80; // {"token":"","identity":"","roomId":"","name":"","expiresAt":""}
+        KEYS + self.token.len()
+            + self.identity.len()
+            + self.room_id.len()
+            + self.name.as_ref().map_or(0, String::len)
+            + self.expires_at.len()
+    }
+}
+
+impl LenHint for TokenSourceResponse<'_> {
+    fn len_hint(&self) -> usize {
+        const KEYS: usize = 48; // {"server_url":"","participant_token":""}
+        KEYS + self.server_url.len() + self.participant_token.len()
+    }
+}
+
+/// A JSON body serialized into a buffer sized up front, so it is written without regrowth (axum's
+/// `Json` starts at 128 bytes and doubles three times for a token response).
+fn json_body(value: &impl LenHint) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::with_capacity(value.len_hint());
     serde_json::to_writer(&mut body, value).map_err(SignError::from)?;
     Ok(body)
 }
@@ -193,4 +196,35 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The buffer is never outgrown by ordinary values (escapes aside), nor far too large.
+    #[test]
+    fn bodies_fit_the_buffer_sized_for_them() {
+        let token = "h".repeat(36) + "." + &"p".repeat(300) + "." + &"s".repeat(43);
+        for name in [None, Some("Ünïcode name".to_owned())] {
+            let response = TokenResponse {
+                token: token.clone(),
+                identity: "user-64f7b1234567890abcdef456".into(),
+                room_id: "64f7b1234567890abcdef123".into(),
+                name,
+                expires_at: iso8601_millis(1_704_117_600),
+            };
+            let body = json_body(&response).unwrap();
+            assert!(body.len() <= response.len_hint(), "{}", body.len());
+            assert!(response.len_hint() - body.len() < 32);
+            assert_eq!(body.capacity(), response.len_hint(), "no regrowth");
+        }
+        let response = TokenSourceResponse {
+            server_url: "wss://livekit.example.com",
+            participant_token: token,
+        };
+        let body = json_body(&response).unwrap();
+        assert!(body.len() <= response.len_hint());
+        assert_eq!(body.capacity(), response.len_hint(), "no regrowth");
+    }
 }
