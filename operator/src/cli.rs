@@ -14,6 +14,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -57,9 +58,20 @@ pub struct Args {
     #[arg(long, env = "LEASE_IDENTITY")]
     pub lease_identity: Option<String>,
 
-    /// Seconds a lease stays valid without renewal.
-    #[arg(long, default_value_t = 15)]
+    /// Seconds a lease stays valid without renewal: how long a standby waits before it takes over
+    /// from a leader that stopped renewing.
+    #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15)]
     pub lease_duration_seconds: u64,
+
+    /// Seconds the leader keeps failing to renew its lease before it stops reconciling and exits
+    /// (to restart as a follower). Must be shorter than the lease duration, so the old leader has
+    /// stopped before a standby can take over.
+    #[arg(long, env = "LEASE_RENEW_DEADLINE_SECONDS", default_value_t = 10)]
+    pub lease_renew_deadline_seconds: u64,
+
+    /// Seconds between two attempts to acquire or renew the lease.
+    #[arg(long, env = "LEASE_RETRY_PERIOD_SECONDS", default_value_t = 2)]
+    pub lease_retry_period_seconds: u64,
 
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -176,8 +188,29 @@ fn identity(args: &Args) -> String {
         })
 }
 
+/// The Lease settings from the flags and the pod's environment.
+pub fn lease_config(args: &Args) -> LeaseConfig {
+    LeaseConfig {
+        name: args.lease_name.clone(),
+        namespace: args
+            .lease_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .or_else(|| args.namespace.clone())
+            .unwrap_or_else(|| "default".into()),
+        identity: identity(args),
+        duration_seconds: args.lease_duration_seconds,
+        renew_deadline: Duration::from_secs(args.lease_renew_deadline_seconds),
+        retry_period: Duration::from_secs(args.lease_retry_period_seconds),
+    }
+}
+
 /// Runs the operator until a signal (exit 0) or the loss of the lease (exit 1, to restart clean).
 pub async fn run(args: Args) -> Result<ExitCode> {
+    // Settings that cannot work are refused before anything starts.
+    if args.leader_elect {
+        lease_config(&args).validate()?;
+    }
     let health = Health::default();
     let (stop_tx, stop_rx) = watch::channel(false);
     {
@@ -220,18 +253,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
 
     let mut code = ExitCode::SUCCESS;
     if args.leader_elect {
-        let lease = LeaseConfig {
-            name: args.lease_name.clone(),
-            namespace: args
-                .lease_namespace
-                .clone()
-                .or_else(|| std::env::var("POD_NAMESPACE").ok())
-                .or_else(|| args.namespace.clone())
-                .unwrap_or_else(|| "default".into()),
-            identity: identity(&args),
-            duration_seconds: args.lease_duration_seconds,
-            grace_seconds: (args.lease_duration_seconds / 3).max(1),
-        };
+        let lease = lease_config(&args);
         info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity, "waiting for the lease");
         let mut election = leader::start(client, &lease).await?;
         health.set(Phase::Standby);
@@ -301,6 +323,16 @@ mod tests {
         assert_eq!(a.namespace.as_deref(), Some("apps"));
         assert_eq!(a.log_format, LogFormat::Json);
         assert_eq!(a.probe_addr(), "127.0.0.1:9000".parse().unwrap());
+        let a = Args::try_parse_from(["livekit-operator"]).unwrap();
+        lease_config(&a).validate().expect("the defaults are valid");
+        let a = Args::try_parse_from([
+            "livekit-operator",
+            "--lease-duration-seconds=10",
+            "--lease-renew-deadline-seconds=10",
+        ])
+        .unwrap();
+        let err = lease_config(&a).validate().unwrap_err().to_string();
+        assert!(err.contains("longer than the renew deadline"), "{err}");
     }
 
     #[test]

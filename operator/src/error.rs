@@ -22,9 +22,6 @@ pub enum Error {
     /// The start-up check of the API server failed; the message says why (see [`crate::startup`]).
     #[error("{0}")]
     Startup(String),
-    /// Leader election via the Lease API failed.
-    #[error("leader election: {0}")]
-    Lease(#[from] kube_lease_manager::LeaseManagerError),
     /// The probe/metrics listener failed.
     #[error("health server: {0}")]
     Io(#[from] std::io::Error),
@@ -37,7 +34,7 @@ impl Error {
             Self::Kube(kube::Error::Api(status)) => {
                 status.code >= 500 || status.code == 429 || status.code == 409
             }
-            Self::Kube(_) | Self::Lease(_) | Self::Io(_) => true,
+            Self::Kube(_) | Self::Io(_) => true,
             Self::MissingNamespace(_)
             | Self::Serialize { .. }
             | Self::Config(_)

@@ -2,7 +2,6 @@
 //! through its scenarios against the fake API server, maps every recorded request to the RBAC verb
 //! and resource the API server would authorize, and compares that set with
 //! `charts/livekit-operator/rbac-calls.yaml`, the list the chart's tests hold the rendered Roles to.
-//! Lease calls come from kube-lease-manager (documented in that file) and are not exercised here.
 //! The webhook's calls (its LiveKitConfig lookup and the self-managed certificate loop) are held to
 //! the file's `webhook_calls` the same way.
 
@@ -200,13 +199,40 @@ async fn the_chart_grants_exactly_what_the_operator_calls() {
         );
     }
 
+    // Leader election: create the Lease, renew it at least once, release it.
+    let lease = livekit_operator::leader::LeaseConfig {
+        name: "livekit-operator".into(),
+        namespace: NS.into(),
+        identity: "a".into(),
+        duration_seconds: 4,
+        renew_deadline: Duration::from_secs(2),
+        retry_period: Duration::from_millis(50),
+    };
+    let mut election = livekit_operator::leader::start(api.client(), &lease)
+        .await
+        .unwrap();
+    assert!(election.acquired().await);
+    let lease_patches = || {
+        api.calls()
+            .iter()
+            .filter(|c| c.method == Method::PATCH && c.path.contains("/leases/"))
+            .count()
+    };
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while lease_patches() == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the leader renews");
+    election.release().await;
+    assert!(
+        api.get("leases", NS, "livekit-operator").unwrap()["spec"]["holderIdentity"].is_null(),
+        "released"
+    );
+
     let observed: BTreeSet<Rule> = api.calls().iter().flat_map(authorized_as).collect();
-    // Lease calls come from kube-lease-manager, not exercised here.
-    let declared: BTreeSet<Rule> = declared("calls")
-        .into_iter()
-        .filter(|r| r.2 != "leases")
-        .collect();
-    assert_same(&observed, &declared);
+    assert_same(&observed, &declared("calls"));
 }
 
 /// Both ways: everything observed is declared, everything declared is observed.

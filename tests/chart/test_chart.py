@@ -37,6 +37,22 @@ def merged(chart, values):
 # --- lint -------------------------------------------------------------------------------------------
 
 
+# The lease timings must nest (retry period < renew deadline < lease duration), which a JSON schema
+# cannot compare: the template refuses them, as the operator does at start.
+BAD_LEASE_TIMINGS = {
+    "renew deadline not below the lease duration": {"leaseDurationSeconds": 10, "renewDeadlineSeconds": 10},
+    "retry period not below the renew deadline": {"retryPeriodSeconds": 10},
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LEASE_TIMINGS))
+def test_lease_timings_must_nest(chart, case):
+    values = {"leaderElection": {"enabled": True, **BAD_LEASE_TIMINGS[case]}}
+    chart.validate_schema(merged(chart, values))
+    with pytest.raises(Exception, match="renewDeadlineSeconds < leaseDurationSeconds"):
+        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+
+
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_lint_strict_has_no_warnings(helm, mode):
     report = helm.lint(str(CHART), MODES[mode], strict=True, namespace=NAMESPACE)
@@ -108,6 +124,8 @@ def test_args_per_mode(render):
         "--lease-name=livekit-operator",
         f"--lease-namespace={NAMESPACE}",
         "--lease-duration-seconds=15",
+        "--lease-renew-deadline-seconds=10",
+        "--lease-retry-period-seconds=2",
         "--log-format=json",
     ]
     _, c = container(render(MODES["namespaced-no-leader-election"]))
