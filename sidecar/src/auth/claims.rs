@@ -7,7 +7,7 @@
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::AuthFailure;
 use super::compact::{Compact, decode_part};
@@ -150,7 +150,7 @@ impl<'de> Visitor<'de> for ClaimsVisitor<'_> {
         let mut claims = CallerClaims::default();
         while let Some(roles) = map.next_key_seed(RolesOf(self.0))? {
             if roles == 0 {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value::<Skip>()?;
                 continue;
             }
             let value: ClaimValue = map.next_value()?;
@@ -253,8 +253,63 @@ impl<'de> Visitor<'de> for ClaimValueVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ClaimValue, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
         Ok(ClaimValue::Other)
+    }
+}
+
+/// A value the sidecar does not use, read without being built but still checked as a `Value` would
+/// be: UTF-8 and escapes in its strings, nesting within serde_json's depth limit. serde's
+/// `IgnoredAny` skips without those checks, which would let through a payload a full parse refuses.
+struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SkipVisitor)
+    }
+}
+
+struct SkipVisitor;
+
+impl<'de> Visitor<'de> for SkipVisitor {
+    type Value = Skip;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
+        Ok(Skip)
     }
 }
 
@@ -335,6 +390,40 @@ mod tests {
             r#"{"roles": ["A"]}"#,
         );
         assert_eq!(claims.unwrap().permissions, ClaimValue::Absent);
+    }
+
+    /// Claims the sidecar skips are still checked as a full parse would: a token whose unused claim
+    /// holds a lone surrogate, invalid UTF-8 or nesting past serde_json's depth limit stays refused.
+    #[test]
+    fn skipped_claims_are_still_valid_json() {
+        let names = names("sub", "name", None);
+        let deep = format!(
+            "{{\"sub\": \"a\", \"x\": {}{}}}",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        for json in [
+            r#"{"sub": "a", "x": "\ud800"}"#,
+            r#"{"sub": "a", "x": {"k": "\ud800"}}"#,
+            &deep,
+        ] {
+            assert_eq!(
+                read_json(&names, json).err(),
+                Some(AuthFailure::Malformed),
+                "{json}"
+            );
+        }
+        let mut invalid_utf8 = br#"{"sub": "a", "x": ""}"#.to_vec();
+        invalid_utf8.insert(19, 0xff);
+        let token = format!("e30.{}.c2ln", URL_SAFE_NO_PAD.encode(&invalid_utf8));
+        let compact = super::super::compact::split(&token).unwrap();
+        assert_eq!(read(&compact, &names).err(), Some(AuthFailure::Malformed));
+        let shallow = format!(
+            "{{\"sub\": \"a\", \"x\": {}{}}}",
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert!(read_json(&names, &shallow).is_ok());
     }
 
     #[test]
