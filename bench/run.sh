@@ -14,7 +14,8 @@
 #
 # Knobs (environment): BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 2), BENCH_CONNECTIONS
 # ("1 16 64"), BENCH_ALGS ("HS256 RS256 ES256"), BENCH_SERVERS ("sidecar bare peer"), BENCH_OUT
-# (target/bench), BENCH_PORT_BASE (39300), BENCH_SKIP_BUILD=1 (use the existing builds).
+# (target/bench), BENCH_PORT_BASE (19300; below Linux's ephemeral range 32768-60999, where any process's
+# outgoing connection can hold a port), BENCH_SKIP_BUILD=1 (use the existing builds).
 # Everything is bounded: each wrk run by -d and `timeout`, each wait by a fixed number of polls, and the
 # servers are stopped on exit. Measured time is algs x levels x servers x (warm-up + duration)
 # = 3 x 3 x 3 x 12 s ≈ 5.5 min, plus builds and checks.
@@ -30,7 +31,7 @@ CONNECTIONS=${BENCH_CONNECTIONS:-"1 16 64"}
 ALGS=${BENCH_ALGS:-"HS256 RS256 ES256"}
 SERVERS=${BENCH_SERVERS:-"sidecar bare peer"}
 OUT=${BENCH_OUT:-$ROOT/target/bench}
-PORT_BASE=${BENCH_PORT_BASE:-39300}
+PORT_BASE=${BENCH_PORT_BASE:-19300}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 WRK_CPU=${BENCH_WRK_CPU:-1}
 RELEASE="$ROOT/target/release"
