@@ -264,19 +264,14 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         if acquired {
             info!("leading; starting the controller");
             health.set(Phase::Leading);
-            let lost = election.lost();
-            let stop = stopped();
-            let (lost_tx, mut lost_rx) = watch::channel(false);
-            let trigger = async move {
-                tokio::select! {
-                    _ = lost => { let _ = lost_tx.send(true); },
-                    _ = stop => {},
+            // A shutdown lets reconciles in flight finish. A lost lease does not: another replica
+            // may lead already, so the controller (and every reconcile in it) is dropped at once.
+            tokio::select! {
+                _ = reconcile::run(ctx, args.namespace.clone(), stopped()) => {}
+                _ = election.lost() => {
+                    warn!("lost the lease; stopped reconciling, exiting so that this replica restarts as a follower");
+                    code = ExitCode::FAILURE;
                 }
-            };
-            reconcile::run(ctx, args.namespace.clone(), trigger).await;
-            if *lost_rx.borrow_and_update() {
-                warn!("lost the lease; exiting so that this replica restarts as a follower");
-                code = ExitCode::FAILURE;
             }
         }
         health.set(Phase::ShuttingDown);

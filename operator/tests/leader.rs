@@ -162,3 +162,79 @@ async fn a_standby_waits_while_the_leader_renews_and_takes_over_at_once_on_relea
     );
     b.release().await;
 }
+
+/// The real binary, leading over HTTP against the fake: when its Lease writes start failing it
+/// stops and exits 1 (to restart as a follower) within its renew deadline, before its lease
+/// expires for a standby.
+#[tokio::test]
+async fn the_operator_process_exits_1_when_it_cannot_renew() {
+    let api = FakeApi::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(api.clone().serve(listener));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{url}\"}}\nusers:\n- name: me\n  user: {{token: t}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: me}}\ncurrent-context: fake\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_livekit-operator"))
+        .args([
+            "--metrics-addr=127.0.0.1:0",
+            "--namespace=apps",
+            &format!("--lease-namespace={NS}"),
+            "--lease-identity=a",
+            &format!("--lease-duration-seconds={DURATION_SECONDS}"),
+            "--lease-renew-deadline-seconds=2",
+            "--lease-retry-period-seconds=1",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "info")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let leads = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let holder = api
+                .get("leases", NS, "livekit-operator")
+                .map(|l| l["spec"]["holderIdentity"].clone());
+            if holder.is_some_and(|h| h == "a") {
+                break;
+            }
+            assert!(child.try_wait().unwrap().is_none(), "the operator exited");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(leads.is_ok(), "never led: {}", log_text());
+    for method in [Method::PATCH, Method::PUT, Method::POST] {
+        api.fail(method, "/leases", 500, usize::MAX);
+    }
+    let status = tokio::time::timeout(Duration::from_secs(DURATION_SECONDS + 4), async {
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let exited = SystemTime::now();
+    let Ok(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("still running with failing renewals: {}", log_text());
+    };
+    server.abort();
+    assert_eq!(status.code(), Some(1), "{}", log_text());
+    assert!(exited < expiry(&api), "exited after the lease expired");
+    assert!(log_text().contains("renew deadline"), "{}", log_text());
+}
