@@ -7,7 +7,8 @@
 #
 # Knobs (environment): SCALE_LOADS ("CONFIGSxUNRELATED,..."), SCALE_QUIET_SECS (10),
 # SCALE_TIMEOUT_SECS (600, per load and phase), SCALE_PROFILE (bench: optimised; `dev` for a quick
-# debug-build run whose times are not comparable), SCALE_OUT (target/bench/operator-scale.md).
+# debug-build run whose times are not comparable), SCALE_OUT (target/bench/operator-scale.md),
+# SCALE_CLIENT_REQUESTS (a diagnostic: at most N requests in flight from the controller's client).
 # Exits non-zero when a load does not get Ready in time or writes anything in the quiet window.
 set -euo pipefail
 
@@ -20,7 +21,7 @@ cd "$ROOT"
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "loads: ${SCALE_LOADS:-0x10000,1000x10000,1000x20000}, quiet window ${SCALE_QUIET_SECS:-10} s, profile ${SCALE_PROFILE:-bench}"
+  echo "loads: ${SCALE_LOADS:-0x10000,1000x10000,1000x20000}, quiet window ${SCALE_QUIET_SECS:-10} s, profile ${SCALE_PROFILE:-bench}${SCALE_CLIENT_REQUESTS:+, client limited to $SCALE_CLIENT_REQUESTS requests in flight (diagnostic)}"
   echo
 } | tee "$OUT"
 

