@@ -203,7 +203,8 @@ pub struct CredentialsSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RotationSpec {
-    /// How acceptance is proven. Default: the `ServerApi` check with its defaults.
+    /// How acceptance is proven. Without a `mode`, the operator chooses at each rotation's Publish:
+    /// `ServerApi` when LiveKit's server API answers, else `Delay`.
     #[serde(default)]
     pub verification: VerificationSpec,
     /// A new key not accepted after this many seconds is reported (condition `Rotating`, reason
@@ -227,12 +228,12 @@ fn default_rotation_deadline() -> u32 {
     1800
 }
 
-/// How the operator proves LiveKit accepts a new key.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+// How the operator proves LiveKit accepts a new key. (No doc comment: the schema of the `mode`
+// field would show it instead of the field's own.)
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VerificationMode {
     /// Call LiveKit's server API (`ListRooms`) with a token signed by the new key: 200 is accepted,
     /// 401 is not yet. The operator must reach LiveKit (`serverApi.url`, else `serverUrl`).
-    #[default]
     ServerApi,
     /// Wait `delay.seconds` after publishing, for setups where the operator cannot reach LiveKit.
     Delay,
@@ -241,16 +242,20 @@ pub enum VerificationMode {
 /// How acceptance is proven: `mode` and the settings of that mode.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("self.mode != 'Delay' || has(self.delay)")
+#[x_kube(validation = kube::core::Rule::new("!has(self.mode) || self.mode != 'Delay' || has(self.delay)")
     .message("credentials.rotation.verification.delay is required when mode is Delay"))]
 pub struct VerificationSpec {
-    /// `ServerApi` (default) or `Delay`.
-    #[serde(default)]
-    pub mode: VerificationMode,
+    /// `ServerApi` or `Delay`. Unset: chosen once per rotation, when the new key is published and
+    /// recorded with it: `ServerApi` when the server API answers at all (any HTTP status, 401
+    /// included), `Delay` when it cannot be reached (refused, DNS, time-out, TLS). The choice and
+    /// why are in the `Rotating` condition and the `Published` Event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<VerificationMode>,
     /// Settings of the `ServerApi` mode (all defaulted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_api: Option<ServerApiVerification>,
-    /// Settings of the `Delay` mode (required for it).
+    /// Settings of the `Delay` mode (required for it). Without a `mode`, the period used when the
+    /// operator falls back to `Delay` (default 600 seconds then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay: Option<DelayVerification>,
 }

@@ -199,16 +199,22 @@ pub fn policy(spec: &LiveKitConfigSpec) -> Policy {
     let c = &spec.credentials;
     let v = &c.rotation.verification;
     let secs = |s: u32| SignedDuration::from_secs(i64::from(s));
+    let api = v.server_api.clone().unwrap_or_default();
+    let (consecutive, interval) = (api.consecutive_successes, secs(api.interval_seconds));
     let verification = match (v.mode, &v.delay) {
-        (VerificationMode::Delay, Some(d)) => rotation::Verification::Delay(secs(d.seconds)),
+        (Some(VerificationMode::Delay), Some(d)) => rotation::Verification::Delay(secs(d.seconds)),
+        (None, delay) => rotation::Verification::Detect {
+            consecutive,
+            interval,
+            delay: delay
+                .as_ref()
+                .map_or(rotation::DETECTED_DELAY_DEFAULT, |d| secs(d.seconds)),
+        },
         // Delay without its settings is refused by the CRD; checking is the safe reading.
-        _ => {
-            let api = v.server_api.clone().unwrap_or_default();
-            rotation::Verification::ServerApi {
-                consecutive: api.consecutive_successes,
-                interval: secs(api.interval_seconds),
-            }
-        }
+        _ => rotation::Verification::ServerApi {
+            consecutive,
+            interval,
+        },
     };
     Policy {
         verification,

@@ -332,7 +332,7 @@ async fn reconcile_config(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Resu
     }
     let observed =
         rotation_io::observe(&ctx.client, &config, existing_secret.as_ref(), now).await?;
-    let inputs = Inputs {
+    let mut inputs = Inputs {
         credentials_source,
         auth_source,
         existing_secret,
@@ -343,7 +343,7 @@ async fn reconcile_config(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Resu
     };
 
     // Decide.
-    let desired = match desired::desired(&config, &inputs) {
+    let desired = match rotation_io::decide(&config, &mut inputs).await {
         Ok(d) => d,
         Err(problem) => return not_ready(&ctx, &config, &apis, problem).await,
     };
@@ -585,11 +585,17 @@ async fn rotation_events(ctx: &Context, config: &LiveKitConfig, desired: &Desire
         entered = vec![Phase::Published];
     }
     let signing = &desired.keys.signing().key;
+    let policy = desired::policy(&config.spec);
+    let chosen = state
+        .pending
+        .as_ref()
+        .and_then(|p| rotation::chosen_note(&policy, p));
     for phase in entered {
         let note = match phase {
             Phase::Published => format!(
-                "new API key {} is in keys.yaml; the sidecar keeps signing with {signing} until LiveKit accepts it",
-                pending.unwrap_or("")
+                "new API key {} is in keys.yaml; the sidecar keeps signing with {signing} until LiveKit accepts it{}",
+                pending.unwrap_or(""),
+                chosen.as_ref().map_or(String::new(), |n| format!("; {n}"))
             ),
             Phase::Accepted => format!("LiveKit accepts the new API key {}", pending.unwrap_or("")),
             Phase::Active => format!(

@@ -3,7 +3,7 @@
 //! decided in [`crate::rotation`]; this module only carries it out.
 
 use crate::crd::{LiveKitConfig, WorkloadKind, WorkloadRef};
-use crate::desired::{Desired, recorded};
+use crate::desired::{self, Desired, Inputs, Problem, recorded};
 use crate::error::Result;
 use crate::rotation::workload::{self, Workload};
 use crate::rotation::{self, KeyState, Observation, Rollout, server_api};
@@ -107,6 +107,12 @@ pub async fn check_if_due(
     now: Timestamp,
 ) -> Option<rotation::Check> {
     let creds = rotation::check_due(state, &crate::desired::policy(&config.spec), now)?;
+    let (http, base) = endpoint(config);
+    Some(server_api::check(&http, &base, &creds, now).await)
+}
+
+/// The server API's base URL and a client bounded by the configured time-out.
+fn endpoint(config: &LiveKitConfig) -> (reqwest::Client, String) {
     let api = config
         .spec
         .credentials
@@ -117,7 +123,29 @@ pub async fn check_if_due(
         .unwrap_or_default();
     let base = server_api::api_base(&config.spec.server_url, api.url.as_deref());
     let http = server_api::client(Duration::from_secs(u64::from(api.timeout_seconds)));
-    Some(server_api::check(&http, &base, &creds, now).await)
+    (http, base)
+}
+
+/// [`desired::desired`], and when its rotation step publishes a key whose verification is not
+/// configured, the reachability probe and the same decision again with its answer: the mode is
+/// chosen and recorded in the very write that publishes the key, so it is crash-safe and a
+/// rotation never changes mode. `inputs` keeps the observation made.
+pub async fn decide(
+    config: &LiveKitConfig,
+    inputs: &mut Inputs,
+) -> std::result::Result<Desired, Problem> {
+    let first = desired::desired(config, inputs)?;
+    let policy = desired::policy(&config.spec);
+    if inputs.observation.reachability.is_some()
+        || !rotation::needs_reachability(&first.keys.state, &policy)
+    {
+        return Ok(first);
+    }
+    let (http, base) = endpoint(config);
+    let reachability = server_api::probe(&http, &base).await;
+    info!(config = %config.name_any(), ?reachability, "chose how to verify a new key");
+    inputs.observation.reachability = Some(reachability);
+    desired::desired(config, inputs)
 }
 
 /// Restarts the workload when its pod template does not carry the hash of the `keys.yaml` just

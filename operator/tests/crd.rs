@@ -55,9 +55,10 @@ fn minimal_spec_is_accepted_and_defaulted() {
     assert_eq!(spec["auth"]["identityClaim"], "sub");
     assert_eq!(spec["credentials"]["rotationGraceSeconds"], 86400);
     assert_eq!(spec["credentials"]["rotation"]["deadlineSeconds"], 1800);
+    // No mode is defaulted: unset, the operator chooses one per rotation.
     assert_eq!(
-        spec["credentials"]["rotation"]["verification"]["mode"],
-        "ServerApi"
+        spec["credentials"]["rotation"]["verification"],
+        serde_json::json!({})
     );
     let typed: LiveKitConfig = serde_json::from_value(obj).unwrap();
     assert!(typed.spec.credentials.generate.is_some());
@@ -159,6 +160,13 @@ fn valid_specs_are_accepted() {
             vec![(
                 "spec.credentials.rotation",
                 json!({"verification": {"mode": "ServerApi", "serverApi": {"url": "http://livekit.livekit.svc:7880", "consecutiveSuccesses": 5, "intervalSeconds": 30}}, "deadlineSeconds": 3600}),
+            )],
+        ),
+        (
+            "mode unset, with a fallback delay",
+            vec![(
+                "spec.credentials.rotation",
+                json!({"verification": {"delay": {"seconds": 120}}}),
             )],
         ),
         (

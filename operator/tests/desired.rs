@@ -388,6 +388,11 @@ fn golden_rotation_phases() {
         "APIrotatedKey02",
         "rotated-secret-0123456789abcdefghijklmnopq",
     );
+    // verification.mode is unset: the reconciler's probe found the server API answering.
+    i.observation.reachability = Some(rotation::Reachability::Answered(
+        "https://lk.example.com/twirp/livekit.RoomService/ListRooms answered 401 Unauthorized"
+            .into(),
+    ));
     let published = desired::desired(&c, &i).unwrap();
     assert_eq!(published.keys.signing().key, "APIfreshKey0001");
     golden("rotation-published.yaml", &readable(&published));

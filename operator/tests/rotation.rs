@@ -167,13 +167,39 @@ impl World {
         json!({"data": secret["data"], "annotations": annotations, "status": status})
     }
 
+    /// The reasons of the Events posted, in order.
     fn events(&self) -> Vec<String> {
+        self.posted_events()
+            .iter()
+            .map(|e| e["reason"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn posted_events(&self) -> Vec<Value> {
         self.api
             .calls()
             .iter()
             .filter(|c| c.method == http::Method::POST && c.path.ends_with("/events"))
-            .map(|c| c.body["reason"].as_str().unwrap().to_owned())
+            .map(|c| c.body.clone())
             .collect()
+    }
+
+    /// The rotation phase the owned Secret records.
+    fn phase(&self) -> Value {
+        self.annotations()["livekit.kraken.dev/rotation-phase"].clone()
+    }
+
+    /// The config's status, and its `Rotating` condition.
+    fn rotating(&self) -> (Value, Value) {
+        let status = self.api.get("livekitconfigs", NS, "chat").unwrap()["status"].clone();
+        let condition = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Rotating")
+            .unwrap()
+            .clone();
+        (status, condition)
     }
 }
 
@@ -243,26 +269,13 @@ async fn the_workload_restarts_only_when_keys_change_and_a_key_waits_for_its_rol
     reconcile(&world, &ctx).await.unwrap();
     let published = world.template_hash().unwrap();
     assert_ne!(published, first, "restarted for the published key");
-    assert_eq!(
-        world.annotations()["livekit.kraken.dev/rotation-phase"],
-        "Published"
-    );
+    assert_eq!(world.phase(), "Published");
 
     // The delay is over but the restart has not rolled out: still Published, and it says why.
     world.advance(60);
     reconcile(&world, &ctx).await.unwrap();
-    assert_eq!(
-        world.annotations()["livekit.kraken.dev/rotation-phase"],
-        "Published"
-    );
-    let status = world.api.get("livekitconfigs", NS, "chat").unwrap()["status"].clone();
-    let rotating = status["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Rotating")
-        .unwrap()
-        .clone();
+    assert_eq!(world.phase(), "Published");
+    let (status, rotating) = world.rotating();
     assert!(
         rotating["message"]
             .as_str()
@@ -274,15 +287,9 @@ async fn the_workload_restarts_only_when_keys_change_and_a_key_waits_for_its_rol
 
     world.roll_out();
     reconcile(&world, &ctx).await.unwrap();
-    assert_eq!(
-        world.annotations()["livekit.kraken.dev/rotation-phase"],
-        "Accepted"
-    );
+    assert_eq!(world.phase(), "Accepted");
     reconcile(&world, &ctx).await.unwrap();
-    assert_eq!(
-        world.annotations()["livekit.kraken.dev/rotation-phase"],
-        "Active"
-    );
+    assert_eq!(world.phase(), "Active");
     assert_eq!(
         world.template_hash().unwrap(),
         published,
@@ -335,22 +342,11 @@ async fn a_key_livekit_never_accepts_stays_published_and_is_reported_once_past_i
     let (ctx, _) = world.context(None);
     reconcile(&world, &ctx).await.unwrap();
     world.put_source(SOURCE_2, "APIsource00002");
-    let rotating = |world: &World| {
-        let status = world.api.get("livekitconfigs", NS, "chat").unwrap()["status"].clone();
-        let c = status["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == "Rotating")
-            .unwrap()
-            .clone();
-        (status, c)
-    };
     for _ in 0..40 {
         reconcile(&world, &ctx).await.unwrap();
         world.advance(20);
     }
-    let (status, condition) = rotating(&world);
+    let (status, condition) = world.rotating();
     assert_eq!(status["rotationPhase"], "Published");
     assert_eq!(status["apiKey"], "APIsource00001", "never signs with it");
     assert_eq!(condition["status"], "True");
@@ -402,4 +398,107 @@ async fn the_restart_annotation_cannot_be_recomputed_from_keys_yaml() {
     }
     assert_eq!(hashes[0].0, hashes[1].0, "the same keys.yaml");
     assert_ne!(hashes[0].1, hashes[1].1, "keyed per config");
+}
+
+/// A loopback HTTP server answering every request 401, as livekit-server answers a request without
+/// a token; returns its base URL.
+async fn answers_401() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(|| async { http::StatusCode::UNAUTHORIZED });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// A loopback port where nothing listens (bound, then released): connections are refused.
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+/// With `verification.mode` unset, the operator probes the server API in the reconcile that
+/// publishes a key, records the mode it chose with the key, and says which and why.
+async fn detected(url: &str) -> (World, Value, Vec<String>) {
+    let world = World::new();
+    let mut c = world.api.get("livekitconfigs", NS, "chat").unwrap();
+    c["spec"]["credentials"]["rotation"] = json!({
+        "verification": {"serverApi": {"url": url, "timeoutSeconds": 1}},
+    });
+    c["spec"].as_object_mut().unwrap().remove("livekitServer");
+    world.api.put("livekitconfigs", NS, "chat", c);
+    let (ctx, _) = world.context(None);
+    reconcile(&world, &ctx).await.unwrap();
+    assert_eq!(
+        world.annotations()["livekit.kraken.dev/pending-key-verification"],
+        Value::Null
+    );
+    world.put_source(SOURCE_2, "APIsource00002");
+    reconcile(&world, &ctx).await.unwrap();
+    let annotations = world.annotations();
+    assert_eq!(world.phase(), "Published");
+    let rotating = world.rotating().1["message"].clone();
+    let published: Vec<String> = world
+        .posted_events()
+        .iter()
+        .filter(|e| e["reason"] == "Published")
+        .map(|e| e["note"].as_str().unwrap().to_owned())
+        .collect();
+    let summary = json!({"mode": annotations["livekit.kraken.dev/pending-key-verification"],
+                         "why": annotations["livekit.kraken.dev/pending-key-verification-reason"],
+                         "condition": rotating});
+    (world, summary, published)
+}
+
+#[tokio::test]
+async fn an_unset_mode_chooses_the_server_api_when_livekit_answers_even_401() {
+    let url = answers_401().await;
+    let (world, summary, events) = detected(&url).await;
+    assert_eq!(summary["mode"], "ServerApi", "{summary}");
+    assert!(
+        summary["why"].as_str().unwrap().contains("401"),
+        "{summary}"
+    );
+    let condition = summary["condition"].as_str().unwrap();
+    assert!(condition.contains("verified by ServerApi"), "{condition}");
+    assert!(
+        events.len() == 1 && events[0].contains("verified by ServerApi"),
+        "{events:?}"
+    );
+    // The checks then see 401 (the key is not loaded): never accepted, never signed with.
+    let (ctx, _) = world.context(None);
+    for _ in 0..5 {
+        world.advance(3600);
+        reconcile(&world, &ctx).await.unwrap();
+    }
+    assert_eq!(world.phase(), "Published");
+    assert_eq!(
+        world.annotations()["livekit.kraken.dev/pending-key-verification"],
+        "ServerApi"
+    );
+    assert_eq!(world.rotating().0["apiKey"], "APIsource00001");
+}
+
+#[tokio::test]
+async fn an_unset_mode_falls_back_to_the_delay_when_livekit_cannot_be_reached() {
+    let (world, summary, events) = detected(&closed_port()).await;
+    assert_eq!(summary["mode"], "Delay", "{summary}");
+    assert!(
+        summary["why"]
+            .as_str()
+            .unwrap()
+            .contains("could not be reached"),
+        "{summary}"
+    );
+    assert!(
+        events.len() == 1 && events[0].contains("verified by Delay"),
+        "{events:?}"
+    );
+    // The default propagation period (600 s) applies: still Published before, Accepted after.
+    let (ctx, _) = world.context(None);
+    world.advance(599);
+    reconcile(&world, &ctx).await.unwrap();
+    assert_eq!(world.phase(), "Published");
+    world.advance(1);
+    reconcile(&world, &ctx).await.unwrap();
+    assert_eq!(world.phase(), "Accepted");
 }

@@ -95,7 +95,7 @@ impl Operator {
             fresh_hash_key: HashKey::generate(&mut rand::rng()),
             observation: Observation {
                 check,
-                rollout: None,
+                ..Observation::default()
             },
             now,
         };

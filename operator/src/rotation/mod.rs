@@ -14,9 +14,15 @@
 //! one transition from what it holds plus what the reconciler observed just now. A crash between
 //! two writes therefore leaves a Secret from which the next reconcile derives the same next step.
 
+pub mod detect;
 pub mod record;
 pub mod server_api;
 pub mod workload;
+
+pub use detect::{
+    Chosen, DETECTED_DELAY_DEFAULT, Mode, Reachability, choose, chosen_note, effective,
+    needs_reachability,
+};
 
 use crate::credentials::{ApiCredentials, truncate};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -85,6 +91,9 @@ pub struct Pending {
     pub last_check: Option<Timestamp>,
     /// Why the last check failed (recorded, so the condition says it on every reconcile).
     pub last_error: Option<String>,
+    /// Under [`Verification::Detect`], how this key is verified: chosen once, at Publish, and
+    /// recorded with the key, so it never changes during the rotation.
+    pub chosen: Option<Chosen>,
 }
 
 impl Pending {
@@ -97,6 +106,7 @@ impl Pending {
             failures: 0,
             last_check: None,
             last_error: None,
+            chosen: None,
         }
     }
 }
@@ -162,6 +172,13 @@ pub enum Verification {
         interval: SignedDuration,
     },
     Delay(SignedDuration),
+    /// Not configured: each rotation uses `ServerApi` (with these settings) when the server API
+    /// answered at Publish, else `Delay` (with `delay`).
+    Detect {
+        consecutive: u32,
+        interval: SignedDuration,
+        delay: SignedDuration,
+    },
 }
 
 /// The rotation settings of a config.
@@ -200,6 +217,8 @@ pub struct Observation {
     pub check: Option<Check>,
     /// Read only with a workload.
     pub rollout: Option<Rollout>,
+    /// Made only when [`needs_reachability`] said so.
+    pub reachability: Option<Reachability>,
 }
 
 /// The condition `Rotating` describes.
@@ -246,10 +265,10 @@ fn next_check(p: &Pending, interval: SignedDuration) -> Option<Timestamp> {
 
 /// The pending key to check with the server API now, if a check is due.
 pub fn check_due(state: &KeyState, policy: &Policy, now: Timestamp) -> Option<ApiCredentials> {
-    let Verification::ServerApi { interval, .. } = policy.verification else {
+    let p = state.pending.as_ref().filter(|p| !p.accepted)?;
+    let Some(Verification::ServerApi { interval, .. }) = effective(policy, p) else {
         return None;
     };
-    let p = state.pending.as_ref().filter(|p| !p.accepted)?;
     next_check(p, interval)
         .is_none_or(|at| now >= at)
         .then(|| p.creds.clone())
@@ -323,11 +342,14 @@ pub fn step(
             }
             activated = true;
         } else {
-            match policy.verification {
-                Verification::ServerApi {
+            if p.chosen.is_none() && matches!(policy.verification, Verification::Detect { .. }) {
+                p.chosen = obs.reachability.as_ref().map(choose);
+            }
+            match effective(policy, p) {
+                Some(Verification::ServerApi {
                     consecutive,
                     interval,
-                } => {
+                }) => {
                     let due = next_check(p, interval).is_none_or(|at| now >= at);
                     if let (true, Some(check)) = (due, &obs.check) {
                         match (check, rollout_ok) {
@@ -356,9 +378,11 @@ pub fn step(
                     }
                     p.accepted = rollout_ok && p.checks >= consecutive.max(1);
                 }
-                Verification::Delay(delay) => {
+                Some(Verification::Delay(delay)) => {
                     p.accepted = rollout_ok && now >= p.published_at + delay;
                 }
+                // Undecided: nothing proves the key, so it is not accepted.
+                Some(Verification::Detect { .. }) | None => p.accepted = false,
             }
         }
     }
@@ -446,18 +470,25 @@ fn condition(
         }
         (Some(Rollout::Failed(why)), true) => format!("the livekit-server rollout failed: {why}"),
         (None, true) => "waiting for the livekit-server rollout".to_owned(),
-        _ => match policy.verification {
-            Verification::ServerApi { consecutive, .. } => match &p.last_error {
+        _ => match effective(policy, p) {
+            Some(Verification::ServerApi { consecutive, .. }) => match &p.last_error {
                 Some(why) => why.clone(),
                 None => format!(
                     "{} of {consecutive} consecutive server API checks passed",
                     p.checks
                 ),
             },
-            Verification::Delay(d) => {
+            Some(Verification::Delay(d)) => {
                 format!("waiting until {} (verification delay)", p.published_at + d)
             }
+            Some(Verification::Detect { .. }) | None => {
+                "choosing how to verify it: is LiveKit's server API reachable?".to_owned()
+            }
         },
+    };
+    let waiting = match chosen_note(policy, p) {
+        Some(note) => format!("{note}; {waiting}"),
+        None => waiting,
     };
     let overdue = now >= p.published_at + policy.deadline;
     let (reason, message) = if overdue {
@@ -491,11 +522,12 @@ fn next_at(s: &KeyState, policy: &Policy, now: Timestamp) -> Option<Timestamp> {
             if deadline > now {
                 at.push(deadline);
             }
-            match policy.verification {
-                Verification::ServerApi { interval, .. } => {
+            match effective(policy, p) {
+                Some(Verification::ServerApi { interval, .. }) => {
                     at.push(next_check(p, interval).unwrap_or(now));
                 }
-                Verification::Delay(d) => {
+                Some(Verification::Detect { .. }) | None => at.push(now),
+                Some(Verification::Delay(d)) => {
                     let ready = p.published_at + d;
                     at.push(if ready > now {
                         ready

@@ -3,7 +3,7 @@
 //! secrets of pending and retiring keys included) and these annotations.
 
 use super::workload::HashKey;
-use super::{KeyState, Pending, Phase, Retiring};
+use super::{Chosen, KeyState, Mode, Pending, Phase, Retiring};
 use crate::credentials::ApiCredentials;
 use k8s_openapi::jiff::Timestamp;
 use std::collections::BTreeMap;
@@ -19,6 +19,10 @@ pub const PUBLISHED_AT: &str = "livekit.kraken.dev/pending-key-published-at";
 pub const CHECKS: &str = "livekit.kraken.dev/pending-key-checks";
 /// Why the last server API check of the pending key failed (absent after a success).
 pub const LAST_CHECK_ERROR: &str = "livekit.kraken.dev/pending-key-last-check-error";
+/// Under an unset `verification.mode`, the mode chosen for the pending key at Publish.
+pub const VERIFICATION: &str = "livekit.kraken.dev/pending-key-verification";
+/// Why that mode was chosen.
+pub const VERIFICATION_REASON: &str = "livekit.kraken.dev/pending-key-verification-reason";
 /// JSON map of earlier key id to when it leaves `keys.yaml`.
 pub const RETIRING: &str = "livekit.kraken.dev/retiring-keys";
 /// The value of the config's rotate annotation last honoured.
@@ -30,12 +34,14 @@ pub const KEYS_HASH_KEY: &str = "livekit.kraken.dev/keys-hash-key";
 pub const LEGACY_PREVIOUS_EXPIRES: &str = "livekit.kraken.dev/previous-key-expires-at";
 
 /// Every annotation this module manages (one that is no longer wanted must be removed).
-pub const ANNOTATIONS: [&str; 9] = [
+pub const ANNOTATIONS: [&str; 11] = [
     PHASE,
     PENDING_KEY,
     PUBLISHED_AT,
     CHECKS,
     LAST_CHECK_ERROR,
+    VERIFICATION,
+    VERIFICATION_REASON,
     RETIRING,
     ROTATION_HANDLED,
     KEYS_HASH_KEY,
@@ -93,6 +99,16 @@ pub fn read(
             failures,
             last_check,
             last_error: annotations.get(LAST_CHECK_ERROR).cloned(),
+            chosen: annotations
+                .get(VERIFICATION)
+                .and_then(|m| Mode::parse(m))
+                .map(|mode| Chosen {
+                    mode,
+                    why: annotations
+                        .get(VERIFICATION_REASON)
+                        .cloned()
+                        .unwrap_or_default(),
+                }),
         })
     });
 
@@ -144,6 +160,10 @@ pub fn annotations(state: &KeyState) -> BTreeMap<String, String> {
         a.insert(PUBLISHED_AT.to_owned(), p.published_at.to_string());
         if let Some(why) = &p.last_error {
             a.insert(LAST_CHECK_ERROR.to_owned(), why.clone());
+        }
+        if let Some(c) = &p.chosen {
+            a.insert(VERIFICATION.to_owned(), c.mode.as_str().to_owned());
+            a.insert(VERIFICATION_REASON.to_owned(), c.why.clone());
         }
         if let Some(at) = p.last_check {
             a.insert(

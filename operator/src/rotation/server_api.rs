@@ -2,7 +2,7 @@
 //! (`POST /twirp/livekit.RoomService/ListRooms`) with a short-lived token carrying `video.roomList`,
 //! signed with the key to prove. livekit-server answers 401 to a key it does not hold.
 
-use super::Check;
+use super::{Check, Reachability};
 use crate::credentials::ApiCredentials;
 use k8s_openapi::jiff::Timestamp;
 use std::time::Duration;
@@ -83,14 +83,41 @@ pub async fn check(
         Ok(r) if r.status() == reqwest::StatusCode::OK => Check::Accepted,
         Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED => Check::NotAccepted,
         Ok(r) => Check::Failed(format!("{url} answered {}", r.status())),
-        Err(e) if e.is_timeout() => Check::Failed(format!("{url} did not answer in time")),
-        Err(e) => Check::Failed(format!(
-            "{url} could not be reached: {}",
-            std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string())
-        )),
+        Err(e) => Check::Failed(no_answer(&url, &e)),
     };
     debug!(api_key = %creds.key, ?check, "server API acceptance check");
     check
+}
+
+/// Why a request got no HTTP answer.
+fn no_answer(url: &str, e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        format!("{url} did not answer in time")
+    } else {
+        format!(
+            "{url} could not be reached: {}",
+            std::error::Error::source(e).map_or(e.to_string(), |s| s.to_string())
+        )
+    }
+}
+
+/// Whether the server API at `base` answers at all: `ListRooms` without credentials, so nothing
+/// secret is sent. Any HTTP status (livekit-server answers 401) is an answer; a refused connection,
+/// a DNS or TLS failure or a time-out is not.
+pub async fn probe(client: &reqwest::Client, base: &str) -> Reachability {
+    let url = format!("{base}{LIST_ROOMS_PATH}");
+    let reply = client
+        .post(&url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body("{}")
+        .send()
+        .await;
+    let reachability = match reply {
+        Ok(r) => Reachability::Answered(format!("{url} answered {}", r.status())),
+        Err(e) => Reachability::Unreachable(no_answer(&url, &e)),
+    };
+    debug!(?reachability, "server API reachability probe");
+    reachability
 }
 
 #[cfg(test)]

@@ -9,15 +9,15 @@ fn t(s: &str) -> Timestamp {
 
 const T0: &str = "2026-01-01T00:00:00Z";
 
-fn at(secs: i64) -> Timestamp {
+pub(super) fn at(secs: i64) -> Timestamp {
     t(T0) + SignedDuration::from_secs(secs)
 }
 
-fn pair(k: &str) -> ApiCredentials {
+pub(super) fn pair(k: &str) -> ApiCredentials {
     ApiCredentials::new(k, format!("{k}-secret-0123456789abcdefghijklmnop"))
 }
 
-fn api_policy() -> Policy {
+pub(super) fn api_policy() -> Policy {
     Policy {
         verification: Verification::ServerApi {
             consecutive: 2,
@@ -29,14 +29,14 @@ fn api_policy() -> Policy {
     }
 }
 
-fn signing(k: &str) -> KeyState {
+pub(super) fn signing(k: &str) -> KeyState {
     KeyState {
         signing: Some(pair(k)),
         ..KeyState::default()
     }
 }
 
-fn gen_target(req: Option<&str>) -> Target {
+pub(super) fn gen_target(req: Option<&str>) -> Target {
     Target::Generate {
         rotate_request: req.map(str::to_owned),
         fresh: pair("APIfresh"),
@@ -46,7 +46,7 @@ fn gen_target(req: Option<&str>) -> Target {
 fn obs(check: Option<Check>) -> Observation {
     Observation {
         check,
-        rollout: None,
+        ..Observation::default()
     }
 }
 
@@ -67,7 +67,7 @@ fn src(
 }
 
 /// Round-trips a state through what the owned Secret stores.
-fn stored(s: &KeyState) -> KeyState {
+pub(super) fn stored(s: &KeyState) -> KeyState {
     let keys_file = livekit_contract::render_keys_file(s.keys_file_pairs());
     let signing = s.signing.clone();
     record::read(
@@ -255,6 +255,7 @@ fn with_a_workload_only_checks_after_a_complete_rollout_count() {
         rollout: Some(Rollout::Waiting(
             "1 out of 3 new replicas have been updated".into(),
         )),
+        reachability: None,
     };
     let s1 = step(&s0, gen_target(Some("1")), &policy, &waiting, at(0));
     let p = s1.state.pending.as_ref().unwrap();
@@ -271,6 +272,7 @@ fn with_a_workload_only_checks_after_a_complete_rollout_count() {
     let done = |check| Observation {
         check,
         rollout: Some(Rollout::Complete),
+        reachability: None,
     };
     let s2 = step(
         &s1.state,
