@@ -5,7 +5,8 @@
 //! `cargo bench -p livekit-sidecar --bench request`
 //!
 //! Instruction counts, repeatable on a noisy machine: `HOT_PATH_REQUESTS=N` sends N requests per
-//! caller algorithm (HS256, then RS256) in a fixed loop instead of running criterion, e.g.
+//! caller algorithm (HS256, then RS256; `HOT_PATH_ALG=HS256` for one of them) in a fixed loop instead
+//! of running criterion, e.g.
 //! `HOT_PATH_REQUESTS=20000 valgrind --tool=callgrind target/release/deps/request-<hash>`.
 
 use std::hint::black_box;
@@ -123,7 +124,11 @@ fn main() {
         .ok()
         .and_then(|n| n.parse::<usize>().ok())
     {
+        let only = std::env::var("HOT_PATH_ALG").ok();
         for (name, (router, authorization)) in &cases {
+            if only.as_deref().is_some_and(|alg| alg != *name) {
+                continue;
+            }
             let bytes = runtime.block_on(async {
                 let mut bytes = 0;
                 for _ in 0..count {
