@@ -73,6 +73,12 @@ pub struct Args {
     #[arg(long, env = "LEASE_RETRY_PERIOD_SECONDS", default_value_t = 2)]
     pub lease_retry_period_seconds: u64,
 
+    /// Reconciles run at once. Each is a handful of API calls; the bound keeps the start-up burst
+    /// (every config at once) from opening a connection per config to the API server.
+    #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = reconcile::DEFAULT_CONCURRENCY,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_reconciles: u16,
+
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -247,7 +253,8 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     crate::webhook::args::start(&args.webhook, client.clone(), &stopped)
         .await
         .map_err(Error::Config)?;
-    let mut ctx = Context::new(client.clone(), reconcile::reporter());
+    let mut ctx = Context::new(client.clone(), reconcile::reporter())
+        .with_concurrency(args.max_concurrent_reconciles);
     ctx.metrics = metrics;
     let ctx = Arc::new(ctx);
 
@@ -301,6 +308,11 @@ mod tests {
         Args::command().debug_assert();
         let a = Args::try_parse_from(["livekit-operator"]).unwrap();
         assert!(a.leader_elect);
+        assert_eq!(a.max_concurrent_reconciles, reconcile::DEFAULT_CONCURRENCY);
+        assert!(
+            Args::try_parse_from(["livekit-operator", "--max-concurrent-reconciles", "0"]).is_err(),
+            "no reconcile at all is not a setting"
+        );
         assert_eq!(a.metrics_addr, None);
         assert_eq!(a.namespace, None);
         let a = Args::try_parse_from([

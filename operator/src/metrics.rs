@@ -13,6 +13,16 @@ use prometheus::{
 
 use crate::LiveKitConfig;
 use crate::status;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// A reconcile in flight; see [`Metrics::reconcile_started`].
+pub struct InFlight<'a>(&'a IntGauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -22,6 +32,9 @@ pub struct Metrics {
     previous_key_expiry: IntGaugeVec,
     rotation_overdue: IntGaugeVec,
     leader: IntGauge,
+    reconciles_in_flight: IntGauge,
+    /// The most reconciles ever in flight at once (the controller's concurrency bound caps it).
+    in_flight_peak: AtomicI64,
     /// The controller's cache, once it runs: `config_ready` is rebuilt from it on every scrape, so a
     /// deleted config leaves no stale series behind.
     store: Mutex<Option<Store<LiveKitConfig>>>,
@@ -91,6 +104,11 @@ impl Metrics {
             "1 while this replica leads and runs the controller",
         )
         .expect("valid metric");
+        let reconciles_in_flight = IntGauge::new(
+            "livekit_operator_reconciles_in_flight",
+            "Reconciles running now; at most --max-concurrent-reconciles",
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "livekit_operator_build_info",
@@ -109,6 +127,7 @@ impl Metrics {
             Box::new(previous_key_expiry.clone()),
             Box::new(rotation_overdue.clone()),
             Box::new(leader.clone()),
+            Box::new(reconciles_in_flight.clone()),
             Box::new(build_info),
         ] {
             registry.register(collector).expect("unique metric");
@@ -130,8 +149,24 @@ impl Metrics {
             previous_key_expiry,
             rotation_overdue,
             leader,
+            reconciles_in_flight,
+            in_flight_peak: AtomicI64::new(0),
             store: Mutex::new(None),
         }
+    }
+
+    /// Counts a reconcile as running until the returned guard drops (when it ends, or when the
+    /// controller is dropped with it in flight).
+    pub fn reconcile_started(&self) -> InFlight<'_> {
+        self.reconciles_in_flight.inc();
+        self.in_flight_peak
+            .fetch_max(self.reconciles_in_flight.get(), Ordering::Relaxed);
+        InFlight(&self.reconciles_in_flight)
+    }
+
+    /// The most reconciles that were ever in flight at once.
+    pub fn in_flight_peak(&self) -> i64 {
+        self.in_flight_peak.load(Ordering::Relaxed)
     }
 
     /// Counts one reconcile.

@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -138,7 +138,15 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     clock: Box<Clock>,
     generator: Box<Generator>,
+    /// Reconciles the controller runs at once (kube's default is unbounded: at start-up every
+    /// config at once, each with its own connection to the API server).
+    concurrency: u16,
 }
+
+/// Reconciles run at once unless `--max-concurrent-reconciles` says otherwise. Each reconcile is a
+/// handful of API calls; a bound keeps the start-up burst (every config at once) from opening a
+/// connection per config to the API server and holding them all in memory.
+pub const DEFAULT_CONCURRENCY: u16 = 8;
 
 impl Context {
     pub fn new(client: Client, reporter: Reporter) -> Self {
@@ -149,6 +157,7 @@ impl Context {
             metrics: Arc::new(Metrics::new()),
             clock: Box::new(Timestamp::now),
             generator: Box::new(|| credentials::generate(&mut rand::rng())),
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 
@@ -166,6 +175,7 @@ impl Context {
             metrics: Arc::new(Metrics::new()),
             clock: Box::new(clock),
             generator: Box::new(|| credentials::generate(&mut rand::rng())),
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 
@@ -175,6 +185,12 @@ impl Context {
         generator: impl Fn() -> ApiCredentials + Send + Sync + 'static,
     ) -> Self {
         self.generator = Box::new(generator);
+        self
+    }
+
+    /// The same context running at most `concurrency` reconciles at once (at least one).
+    pub fn with_concurrency(mut self, concurrency: u16) -> Self {
+        self.concurrency = concurrency.max(1);
         self
     }
 
@@ -261,11 +277,40 @@ async fn patch_status(
     Ok(())
 }
 
-/// Reconciles one LiveKitConfig.
+/// The config with the status the API server holds now, and the status `decide` wants for it.
+///
+/// The controller hands a reconcile the config from its watch cache, which may not yet have seen
+/// this operator's own last status write (the watch event is still on its way when the next
+/// reconcile starts). Deciding on that stale status writes the status again, with a new
+/// `lastTransitionTime`, which sets off yet another reconcile, and repeats the phase Events. So
+/// when the cached status differs from the one to write, the status is read again from the API
+/// server and the decision taken on that; when they agree (the steady state), nothing is read.
+async fn current_status(
+    api: &Api<LiveKitConfig>,
+    config: Arc<LiveKitConfig>,
+    decide: impl Fn(&LiveKitConfig) -> LiveKitConfigStatus,
+) -> Result<(Arc<LiveKitConfig>, LiveKitConfigStatus)> {
+    let wanted = decide(&config);
+    if config.status.as_ref() == Some(&wanted) {
+        return Ok((config, wanted));
+    }
+    let fresh = api.get_status(&config.name_any()).await?;
+    if fresh.uid() != config.uid() {
+        // Deleted and created again under the same name: the next reconcile is about that one.
+        return Ok((config, wanted));
+    }
+    let mut current = config.as_ref().clone();
+    current.status = fresh.status;
+    let wanted = decide(&current);
+    Ok((Arc::new(current), wanted))
+}
+
 /// Reconciles one config and counts it in the metrics.
 pub async fn reconcile(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Result<Action> {
     let started = std::time::Instant::now();
+    let in_flight = ctx.metrics.reconcile_started();
     let result = reconcile_config(config, ctx.clone()).await;
+    drop(in_flight);
     ctx.metrics
         .observe_reconcile(result.is_ok(), started.elapsed());
     result
@@ -376,7 +421,10 @@ async fn reconcile_config(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Resu
         .await;
     }
 
-    let new_status = status::desired_status(&config, Outcome::Applied(&desired), now);
+    let (config, new_status) = current_status(&apis.configs, config, |c| {
+        status::desired_status(c, Outcome::Applied(&desired), now)
+    })
+    .await?;
     record_ready(&ctx, &config, &new_status);
     // Events follow the difference between the recorded status and the Secret, so a crash between
     // the Secret write and the status write still announces every phase on the next reconcile.
@@ -406,8 +454,13 @@ async fn not_ready(
     problem: Problem,
 ) -> Result<Action> {
     let oref = ObjectRef::from_obj(config);
+    let now = ctx.now();
+    let (config, new_status) = current_status(&apis.configs, Arc::new(config.clone()), |c| {
+        status::desired_status(c, Outcome::Failed(&problem), now)
+    })
+    .await?;
+    let config = config.as_ref();
     let old_ready = status::ready(config.status.as_ref()).cloned();
-    let new_status = status::desired_status(config, Outcome::Failed(&problem), ctx.now());
     record_ready(ctx, config, &new_status);
     if config.status.as_ref() != Some(&new_status) {
         patch_status(&apis.configs, config, &new_status).await?;
@@ -695,7 +748,8 @@ pub async fn run(
 ) {
     let client = ctx.client.clone();
     let configs: Api<LiveKitConfig> = scoped(&client, namespace.as_deref());
-    let controller = Controller::new(configs, watcher::Config::default());
+    let controller = Controller::new(configs, watcher::Config::default())
+        .with_config(controller::Config::default().concurrency(ctx.concurrency));
     let store = controller.store();
     ctx.metrics.set_store(store.clone());
     controller

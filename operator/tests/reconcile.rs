@@ -594,3 +594,24 @@ async fn the_backoff_map_forgets_objects_that_stopped_failing_long_ago() {
     assert_eq!(b.failures(&gone), 0);
     assert_eq!(b.tracked(), 1);
 }
+
+/// The controller hands a reconcile the config from its watch cache, which may not yet show this
+/// operator's own last status write. Such a reconcile must not write the status again (a new
+/// `lastTransitionTime` is a real change: another watch event, another reconcile) nor repeat an
+/// Event; the API server's status is what counts.
+#[tokio::test]
+async fn a_reconcile_of_a_cached_config_behind_its_own_status_write_writes_nothing() {
+    let h = Harness::new("chat", SECRET_REF_SPEC);
+    h.put_secret(livekit_keys("APIsource00001", SOURCE_SECRET));
+    let cached = Arc::new(h.config());
+    assert!(cached.status.is_none());
+    h.reconcile().await.unwrap();
+    let written = h.status();
+    let _ = h.api.take_calls();
+
+    h.advance(SignedDuration::from_secs(5));
+    reconcile::reconcile(cached, h.ctx.clone()).await.unwrap();
+    let calls = h.api.take_calls();
+    assert_eq!(writes(&calls), Vec::<String>::new());
+    assert_eq!(h.status(), written);
+}
