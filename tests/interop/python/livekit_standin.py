@@ -35,17 +35,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-VENV = os.path.join(os.path.dirname(HERE), ".venv")
+from interop_venv import reexec_in_venv
 
-
-def _reexec_in_venv() -> None:
-    venv_python = os.path.join(VENV, "bin", "python")
-    if os.path.realpath(sys.prefix) != os.path.realpath(VENV) and os.path.exists(venv_python):
-        os.execv(venv_python, [venv_python, os.path.abspath(__file__), *sys.argv[1:]])
-
-
-_reexec_in_venv()
+reexec_in_venv(__file__)
 
 try:
     import jwt  # PyJWT, a dependency of livekit-api
