@@ -11,13 +11,13 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use livekit_contract::{keys, parse_keys_file};
 use livekit_integration_tests::sidecar::{Http, SidecarProcess};
-use livekit_integration_tests::verifiers::{Verifier, VerifyRequest};
+use livekit_integration_tests::verifiers::{Verifier, VerifyRequest, issuer};
 use livekit_integration_tests::{app, kubelet};
 use livekit_operator::LiveKitConfig;
 use livekit_operator::credentials::ApiCredentials;
 use livekit_operator::desired::{self, Desired, Inputs};
 use livekit_operator::rotation::workload::HashKey;
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn config(rotate: Option<&str>) -> LiveKitConfig {
     let mut metadata = json!({"name": "chat", "namespace": "apps", "uid": "0b0e6a3c-0000-4000-8000-00000000c0de", "generation": 1});
@@ -92,11 +92,6 @@ fn files(d: &Desired) -> Vec<(&'static str, String)> {
 
 fn value_of(files: &[(&str, String)], key: &str) -> String {
     files.iter().find(|(k, _)| *k == key).unwrap().1.clone()
-}
-
-fn issuer(token: &str) -> String {
-    let claims: Value = jsonwebtoken::dangerous::insecure_decode_claims(token).unwrap();
-    claims["iss"].as_str().unwrap().to_owned()
 }
 
 #[test]

@@ -29,7 +29,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use livekit_contract::keys;
 use livekit_integration_tests::livekit_standin::StandIn;
 use livekit_integration_tests::sidecar::{Http, SidecarProcess};
-use livekit_integration_tests::verifiers::{Verifier, VerifyRequest};
+use livekit_integration_tests::verifiers::{Verifier, VerifyRequest, issuer};
 use livekit_integration_tests::{app, kubelet};
 use livekit_operator::LiveKitConfig;
 use livekit_operator::credentials::ApiCredentials;
@@ -75,11 +75,6 @@ fn config(standin_url: &str) -> Value {
             "auth": {"algorithms": ["HS256"], "secretRef": {"name": "app-jwt", "hsSecretKey": "hs-secret"}},
         }
     })
-}
-
-fn issuer(token: &str) -> String {
-    let claims: Value = jsonwebtoken::dangerous::insecure_decode_claims(token).unwrap();
-    claims["iss"].as_str().unwrap().to_owned()
 }
 
 /// The owned Secret and ConfigMap as the fake holds them now, if both exist.
