@@ -47,6 +47,12 @@ fn main() -> ExitCode {
     })
 }
 
+/// Lines the log writer holds while stderr is slower than the sidecar logs. tracing-appender's
+/// default is 128,000, and its channel allocates and initialises every slot up front: 4 MB of the
+/// idle sidecar's memory, more than a third of it, for a burst the refusal-log budget
+/// (`log_budget`) never lets happen. 4,096 lines are seconds of the busiest legitimate logging.
+const LOG_BUFFER_LINES: usize = 4096;
+
 /// Logs to stderr through a writer thread, so request handling never waits on a write system call.
 /// When the buffer is full (stderr slower than a flood of log lines), lines are dropped rather than
 /// blocking the runtime, and counted in `livekit_sidecar_log_lines_dropped_total`.
@@ -55,6 +61,7 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(true)
+        .buffered_lines_limit(LOG_BUFFER_LINES)
         .finish(std::io::stderr());
     let dropped = writer.error_counter();
     livekit_sidecar::log_budget::set_dropped_lines_source(move || dropped.dropped_lines() as u64);

@@ -953,3 +953,29 @@ fn two_hundred_varied_tokens_verify_in_both_sdks() {
 
     verify_with_both_sdks(ENV_API_KEY, ENV_API_SECRET, &issued);
 }
+
+/// An idle sidecar holds little anonymous memory (heap and stacks). tracing-appender's default log
+/// buffer (128,000 lines, every slot allocated and initialised up front: 4 MB) was more than a third
+/// of an idle sidecar's RSS; the sidecar sizes it for the logging its refusal budget allows. A bound
+/// on memory, not on time: a debug build measured about 1.5 MiB with the smaller buffer and 5.4 MiB
+/// with the default one, so 3 MiB separates them with room on either side.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_idle_sidecar_holds_no_oversized_log_buffer() {
+    let sidecar = SidecarProcess::start(&[], &env_base());
+    let health = Http::new()
+        .get(&sidecar.api_url(HEALTH_PATH), None)
+        .expect("the sidecar answers");
+    assert_eq!(health.status, 200, "{health:?}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", sidecar.pid()))
+        .expect("the sidecar's /proc status");
+    let anon_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("RssAnon in /proc/<pid>/status");
+    assert!(
+        anon_kib < 3 * 1024,
+        "an idle sidecar holds {anon_kib} KiB of anonymous memory"
+    );
+}
