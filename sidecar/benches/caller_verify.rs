@@ -4,29 +4,18 @@
 //!
 //! `cargo bench -p livekit-sidecar --bench caller_verify`
 
+mod common;
+
 use std::hint::black_box;
-use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use jsonwebtoken::{EncodingKey, Header};
-use livekit_contract::Secret;
 use livekit_contract::{Algorithm, CallerAuthSettings};
-use livekit_sidecar::auth::{CallerKeyMaterial, CallerVerifier};
-use serde_json::json;
-
-const HS_SECRET: &str = "bench-caller-hs-secret-0123456789abcdefghij";
-
-fn fixture(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use livekit_sidecar::auth::CallerVerifier;
 
 fn settings(algorithm: Algorithm) -> CallerAuthSettings {
     CallerAuthSettings {
-        issuer: Some("https://auth.bench.local".into()),
-        audiences: vec!["kraken".into()],
+        issuer: Some(common::ISSUER.into()),
+        audiences: vec![common::AUDIENCE.into()],
         algorithms: vec![algorithm],
         ..CallerAuthSettings::default()
     }
@@ -34,53 +23,9 @@ fn settings(algorithm: Algorithm) -> CallerAuthSettings {
 
 /// A verifier for `algorithm` and a caller token it accepts.
 fn case(algorithm: Algorithm) -> (CallerVerifier, String) {
-    let (jwt_alg, encoding, material) = match algorithm {
-        Algorithm::HS256 => (
-            jsonwebtoken::Algorithm::HS256,
-            EncodingKey::from_secret(HS_SECRET.as_bytes()),
-            CallerKeyMaterial {
-                hmac_secret: Some(Secret::new(HS_SECRET)),
-                public_keys_pem: None,
-            },
-        ),
-        Algorithm::RS256 => (
-            jsonwebtoken::Algorithm::RS256,
-            EncodingKey::from_rsa_pem(fixture("rsa-private.pem").as_bytes()).unwrap(),
-            CallerKeyMaterial {
-                hmac_secret: None,
-                public_keys_pem: Some(fixture("rsa-public.pem")),
-            },
-        ),
-        Algorithm::ES256 => (
-            jsonwebtoken::Algorithm::ES256,
-            EncodingKey::from_ec_pem(fixture("ec-private.pem").as_bytes()).unwrap(),
-            CallerKeyMaterial {
-                hmac_secret: None,
-                public_keys_pem: Some(fixture("ec-public.pem")),
-            },
-        ),
-        Algorithm::EdDSA => (
-            jsonwebtoken::Algorithm::EdDSA,
-            EncodingKey::from_ed_pem(fixture("ed-private.pem").as_bytes()).unwrap(),
-            CallerKeyMaterial {
-                hmac_secret: None,
-                public_keys_pem: Some(fixture("ed-public.pem")),
-            },
-        ),
-        other => panic!("no benchmark case for {other:?}"),
-    };
+    let (material, header) = common::caller(algorithm);
     let verifier = CallerVerifier::new(&settings(algorithm), &material, None).unwrap();
-    let claims = json!({
-        "sub": "user-64f7b1234567890abcdef456",
-        "name": "Bench User",
-        "permissions": ["JOIN_CHANNEL"],
-        "iss": "https://auth.bench.local",
-        "aud": "kraken",
-        "iat": 1_700_000_000u64,
-        "exp": 4_000_000_000u64,
-    });
-    let token = jsonwebtoken::encode(&Header::new(jwt_alg), &claims, &encoding).unwrap();
-    (verifier, format!("Bearer {token}"))
+    (verifier, header)
 }
 
 fn bench_verify(c: &mut Criterion) {

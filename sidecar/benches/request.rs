@@ -9,59 +9,31 @@
 //! of running criterion, e.g.
 //! `HOT_PATH_REQUESTS=20000 valgrind --tool=callgrind target/release/deps/request-<hash>`.
 
+mod common;
+
 use std::hint::black_box;
-use std::path::Path;
 
 use axum::Router;
 use axum::body::Body;
 use criterion::Criterion;
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
-use jsonwebtoken::{EncodingKey, Header};
 use livekit_contract::{Algorithm, Secret, SidecarSettings};
-use livekit_sidecar::auth::CallerKeyMaterial;
 use livekit_sidecar::config::{ConfigInput, Credentials, Snapshot, Source};
 use livekit_sidecar::health::ProbeSettings;
 use livekit_sidecar::http::api_router;
 use livekit_sidecar::state::{AppState, Limits};
-use serde_json::json;
 use tower::ServiceExt;
 
-const HS_SECRET: &str = "bench-caller-hs-secret-0123456789abcdefghij";
 const BODY: &str = r#"{"roomId":"64f7b1234567890abcdef123","name":"Bench User","ttl":3600}"#;
-
-fn fixture(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 /// The router of a sidecar configured like `bench/run.sh`'s, and an `Authorization` value it accepts.
 fn case(algorithm: Algorithm) -> (Router, String) {
-    let (jwt_alg, encoding, caller_keys) = match algorithm {
-        Algorithm::HS256 => (
-            jsonwebtoken::Algorithm::HS256,
-            EncodingKey::from_secret(HS_SECRET.as_bytes()),
-            CallerKeyMaterial {
-                hmac_secret: Some(Secret::new(HS_SECRET)),
-                public_keys_pem: None,
-            },
-        ),
-        Algorithm::RS256 => (
-            jsonwebtoken::Algorithm::RS256,
-            EncodingKey::from_rsa_pem(fixture("rsa-private.pem").as_bytes()).unwrap(),
-            CallerKeyMaterial {
-                hmac_secret: None,
-                public_keys_pem: Some(fixture("rsa-public.pem")),
-            },
-        ),
-        other => panic!("no benchmark case for {other:?}"),
-    };
+    let (caller_keys, authorization) = common::caller(algorithm);
     let mut settings = SidecarSettings::new("ws://127.0.0.1:7880");
     settings.auth.algorithms = vec![algorithm];
-    settings.auth.issuer = Some("https://auth.bench.local".into());
-    settings.auth.audiences = vec!["kraken".into()];
+    settings.auth.issuer = Some(common::ISSUER.into());
+    settings.auth.audiences = vec![common::AUDIENCE.into()];
     let input = ConfigInput {
         source: Source::Env,
         configured: Some((
@@ -80,17 +52,7 @@ fn case(algorithm: Algorithm) -> (Router, String) {
         ..ProbeSettings::default()
     };
     let router = api_router(AppState::new(snapshot, Limits::default(), probe));
-    let claims = json!({
-        "sub": "user-64f7b1234567890abcdef456",
-        "name": "Bench User",
-        "permissions": ["JOIN_CHANNEL"],
-        "iss": "https://auth.bench.local",
-        "aud": "kraken",
-        "iat": 1_700_000_000u64,
-        "exp": 4_000_000_000u64,
-    });
-    let token = jsonwebtoken::encode(&Header::new(jwt_alg), &claims, &encoding).unwrap();
-    (router, format!("Bearer {token}"))
+    (router, authorization)
 }
 
 /// One request, answered and its body read, as a client would.
