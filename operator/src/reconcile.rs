@@ -26,6 +26,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use rand::Rng;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -285,24 +286,24 @@ async fn patch_status(
 /// `lastTransitionTime`, which sets off yet another reconcile, and repeats the phase Events. So
 /// when the cached status differs from the one to write, the status is read again from the API
 /// server and the decision taken on that; when they agree (the steady state), nothing is read.
-async fn current_status(
+async fn current_status<'a>(
     api: &Api<LiveKitConfig>,
-    config: Arc<LiveKitConfig>,
+    config: &'a LiveKitConfig,
     decide: impl Fn(&LiveKitConfig) -> LiveKitConfigStatus,
-) -> Result<(Arc<LiveKitConfig>, LiveKitConfigStatus)> {
-    let wanted = decide(&config);
+) -> Result<(Cow<'a, LiveKitConfig>, LiveKitConfigStatus)> {
+    let wanted = decide(config);
     if config.status.as_ref() == Some(&wanted) {
-        return Ok((config, wanted));
+        return Ok((Cow::Borrowed(config), wanted));
     }
     let fresh = api.get_status(&config.name_any()).await?;
     if fresh.uid() != config.uid() {
         // Deleted and created again under the same name: the next reconcile is about that one.
-        return Ok((config, wanted));
+        return Ok((Cow::Borrowed(config), wanted));
     }
-    let mut current = config.as_ref().clone();
+    let mut current = config.clone();
     current.status = fresh.status;
     let wanted = decide(&current);
-    Ok((Arc::new(current), wanted))
+    Ok((Cow::Owned(current), wanted))
 }
 
 /// Reconciles one config and counts it in the metrics.
@@ -421,7 +422,7 @@ async fn reconcile_config(config: Arc<LiveKitConfig>, ctx: Arc<Context>) -> Resu
         .await;
     }
 
-    let (config, new_status) = current_status(&apis.configs, config, |c| {
+    let (config, new_status) = current_status(&apis.configs, &config, |c| {
         status::desired_status(c, Outcome::Applied(&desired), now)
     })
     .await?;
@@ -455,7 +456,7 @@ async fn not_ready(
 ) -> Result<Action> {
     let oref = ObjectRef::from_obj(config);
     let now = ctx.now();
-    let (config, new_status) = current_status(&apis.configs, Arc::new(config.clone()), |c| {
+    let (config, new_status) = current_status(&apis.configs, config, |c| {
         status::desired_status(c, Outcome::Failed(&problem), now)
     })
     .await?;
