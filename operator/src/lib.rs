@@ -9,11 +9,14 @@
 //! templates, for the admission webhook and `livekit-operator inject`), [`startup`] (the first call to
 //! the API server and the words for each way it fails).
 
+pub mod backoff;
 pub mod cli;
+pub mod context;
 pub mod crd;
 pub mod credentials;
 pub mod desired;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod inject;
 pub mod keymaterial;

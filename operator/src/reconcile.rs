@@ -1,212 +1,39 @@
 //! The reconciler: reads inputs, applies the desired objects (server-side apply, one field manager),
 //! patches status and records Events. All decisions are in [`crate::desired`] and [`crate::status`].
 
+pub use crate::backoff::Backoff;
+pub use crate::context::{Context, DEFAULT_CONCURRENCY, reporter};
 use crate::crd::{LiveKitConfig, LiveKitConfigStatus};
-use crate::credentials::{self, ApiCredentials};
 use crate::desired::{
     self, Desired, FIELD_MANAGER, Inputs, OWNED_SELECTOR, Problem, Reason, SOURCE_LABEL,
     SOURCE_SELECTOR, owned_name,
 };
 use crate::error::{Error, Result};
-use crate::metrics::Metrics;
+pub use crate::events::event;
+use crate::events::{publish, rotation_events};
 use crate::owned;
 use crate::rotation::workload::HashKey;
-use crate::rotation::{self, Phase};
 use crate::rotation_io;
 use crate::status::{self, Outcome};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use rand::Rng;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, info, warn};
 
-/// Event reasons and actions recorded by the reconciler, besides the `Ready` problem reasons
-/// ([`Reason`]) and the rotation phases, which carry their own names.
-pub mod event {
-    /// Reason: the owned objects were created.
-    pub const CREATED: &str = "Created";
-    /// Reason: the owned objects were brought up to date.
-    pub const UPDATED: &str = "Updated";
-    /// Reason: the workload was restarted to load a new `keys.yaml`.
-    pub const RESTARTED: &str = "Restarted";
-    /// Action: a reconcile that found a problem.
-    pub const RECONCILE: &str = "Reconcile";
-    /// Action: applying the owned objects.
-    pub const APPLY: &str = "Apply";
-    /// Action: a rotation step.
-    pub const ROTATE: &str = "Rotate";
-}
-
 /// How often an unchanged, healthy config is looked at again (drift repair without an event).
 pub const RESYNC: Duration = Duration::from_secs(3600);
-
-/// Per-object exponential backoff with jitter. kube-runtime's controller has none per object.
-#[derive(Debug)]
-pub struct Backoff {
-    base: Duration,
-    max: Duration,
-    /// Consecutive failures and when the last one happened, per object.
-    failures: Mutex<HashMap<ObjectRef<LiveKitConfig>, (u32, std::time::Instant)>>,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self::new(Duration::from_secs(5), Duration::from_secs(300))
-    }
-}
-
-impl Backoff {
-    pub fn new(base: Duration, max: Duration) -> Self {
-        Self {
-            base,
-            max,
-            failures: Mutex::default(),
-        }
-    }
-
-    /// The delay after the `attempt`-th consecutive failure (1-based), before jitter: base·2^(n-1),
-    /// capped at max.
-    pub fn ceiling(&self, attempt: u32) -> Duration {
-        let factor = 1u32 << attempt.saturating_sub(1).min(16);
-        self.base.saturating_mul(factor).min(self.max)
-    }
-
-    /// "Equal jitter": half the ceiling plus a random part of the other half, so retries of many
-    /// objects spread out but never come sooner than half the ceiling.
-    pub fn with_jitter(ceiling: Duration, unit: f64) -> Duration {
-        let half = ceiling / 2;
-        half + half.mul_f64(unit.clamp(0.0, 1.0))
-    }
-
-    /// Records a failure of `obj` and returns how long to wait. Entries whose last failure is more
-    /// than twice the longest delay old are dropped: their object was deleted (no success will
-    /// reset them) or has long been retried, so the map stays as large as the set of failing objects.
-    pub fn next(&self, obj: &ObjectRef<LiveKitConfig>) -> Duration {
-        let now = std::time::Instant::now();
-        let attempt = {
-            let mut map = self.failures.lock().expect("backoff lock");
-            let stale = self.max.saturating_mul(2);
-            map.retain(|_, (_, at)| now.duration_since(*at) <= stale);
-            let e = map.entry(obj.clone()).or_insert((0, now));
-            e.0 = e.0.saturating_add(1);
-            e.1 = now;
-            e.0
-        };
-        Self::with_jitter(self.ceiling(attempt), rand::rng().random())
-    }
-
-    /// Forgets the failures of `obj` after a success.
-    pub fn reset(&self, obj: &ObjectRef<LiveKitConfig>) {
-        self.failures.lock().expect("backoff lock").remove(obj);
-    }
-
-    /// Consecutive failures recorded for `obj`.
-    pub fn failures(&self, obj: &ObjectRef<LiveKitConfig>) -> u32 {
-        self.failures
-            .lock()
-            .expect("backoff lock")
-            .get(obj)
-            .map_or(0, |e| e.0)
-    }
-
-    /// How many objects have failures recorded.
-    pub fn tracked(&self) -> usize {
-        self.failures.lock().expect("backoff lock").len()
-    }
-}
-
-type Clock = dyn Fn() -> Timestamp + Send + Sync;
-type Generator = dyn Fn() -> ApiCredentials + Send + Sync;
-
-/// What every reconcile shares.
-pub struct Context {
-    pub client: Client,
-    pub recorder: Recorder,
-    pub backoff: Backoff,
-    pub metrics: Arc<Metrics>,
-    clock: Box<Clock>,
-    generator: Box<Generator>,
-    /// Reconciles the controller runs at once (kube's default is unbounded: at start-up every
-    /// config at once, each with its own connection to the API server).
-    concurrency: u16,
-}
-
-/// Reconciles run at once unless `--max-concurrent-reconciles` says otherwise. Each reconcile is a
-/// handful of API calls; a bound keeps the start-up burst (every config at once) from opening a
-/// connection per config to the API server and holding them all in memory.
-pub const DEFAULT_CONCURRENCY: u16 = 8;
-
-impl Context {
-    pub fn new(client: Client, reporter: Reporter) -> Self {
-        Self {
-            recorder: Recorder::new(client.clone(), reporter),
-            client,
-            backoff: Backoff::default(),
-            metrics: Arc::new(Metrics::new()),
-            clock: Box::new(Timestamp::now),
-            generator: Box::new(|| credentials::generate(&mut rand::rng())),
-            concurrency: DEFAULT_CONCURRENCY,
-        }
-    }
-
-    /// A context with a fixed or test-controlled clock and backoff.
-    pub fn with_clock(
-        client: Client,
-        reporter: Reporter,
-        backoff: Backoff,
-        clock: impl Fn() -> Timestamp + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            recorder: Recorder::new(client.clone(), reporter),
-            client,
-            backoff,
-            metrics: Arc::new(Metrics::new()),
-            clock: Box::new(clock),
-            generator: Box::new(|| credentials::generate(&mut rand::rng())),
-            concurrency: DEFAULT_CONCURRENCY,
-        }
-    }
-
-    /// The same context drawing generated credentials from `generator` (a seeded one in tests).
-    pub fn with_generator(
-        mut self,
-        generator: impl Fn() -> ApiCredentials + Send + Sync + 'static,
-    ) -> Self {
-        self.generator = Box::new(generator);
-        self
-    }
-
-    /// The same context running at most `concurrency` reconciles at once (at least one).
-    pub fn with_concurrency(mut self, concurrency: u16) -> Self {
-        self.concurrency = concurrency.max(1);
-        self
-    }
-
-    fn now(&self) -> Timestamp {
-        (self.clock)()
-    }
-}
-
-/// The default Event reporter.
-pub fn reporter() -> Reporter {
-    Reporter {
-        controller: FIELD_MANAGER.into(),
-        instance: std::env::var("POD_NAME").ok(),
-    }
-}
 
 fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
@@ -241,26 +68,6 @@ async fn read_source(api: &Api<Secret>, name: &str) -> Result<Option<Secret>> {
         }
     }
     Ok(Some(secret))
-}
-
-async fn publish(
-    ctx: &Context,
-    config: &LiveKitConfig,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &config.object_ref(&())).await {
-        warn!(error = %e, reason, "could not publish Event");
-    }
 }
 
 async fn patch_status(
@@ -621,66 +428,6 @@ async fn apply_owned(
         debug!(config = %object_name, "owned objects up to date");
     }
     Ok(())
-}
-
-/// One Event per rotation phase entered since the status was last written, and a Warning when a
-/// new key misses its acceptance deadline.
-async fn rotation_events(ctx: &Context, config: &LiveKitConfig, desired: &Desired) {
-    let old = config.status.clone().unwrap_or_default();
-    let state = &desired.keys.state;
-    let old_phase = old.rotation_phase.as_deref().and_then(Phase::parse);
-    let pending = state.pending.as_ref().map(|p| p.creds.key.as_str());
-    // A new rotation while the status still shows the previous one's Published: announce it again.
-    let restarted = old_phase == Some(Phase::Published)
-        && state.phase == Some(Phase::Published)
-        && old.pending_api_key.as_deref() != pending;
-    let mut entered = Phase::entered(old_phase, state.phase);
-    if restarted {
-        entered = vec![Phase::Published];
-    }
-    let signing = &desired.keys.signing().key;
-    let policy = desired::policy(&config.spec);
-    let chosen = state
-        .pending
-        .as_ref()
-        .and_then(|p| rotation::chosen_note(&policy, p));
-    for phase in entered {
-        let note = match phase {
-            Phase::Published => format!(
-                "new API key {} is in keys.yaml; the sidecar keeps signing with {signing} until LiveKit accepts it{}",
-                pending.unwrap_or(""),
-                chosen.as_ref().map_or(String::new(), |n| format!("; {n}"))
-            ),
-            Phase::Accepted => format!("LiveKit accepts the new API key {}", pending.unwrap_or("")),
-            Phase::Active => format!(
-                "the sidecar signs with {signing}; earlier keys stay in keys.yaml for their grace period"
-            ),
-            Phase::Retired => format!("earlier keys left keys.yaml; only {signing} remains"),
-        };
-        publish(
-            ctx,
-            config,
-            EventType::Normal,
-            phase.as_str(),
-            event::ROTATE,
-            note,
-        )
-        .await;
-    }
-    let was_stuck = status::condition(Some(&old), status::ROTATING)
-        .is_some_and(|c| c.reason == rotation::REASON_DEADLINE);
-    let c = &desired.keys.condition;
-    if c.reason == rotation::REASON_DEADLINE && !was_stuck {
-        publish(
-            ctx,
-            config,
-            EventType::Warning,
-            rotation::REASON_DEADLINE,
-            event::ROTATE,
-            c.message.clone(),
-        )
-        .await;
-    }
 }
 
 async fn apply_failed(
